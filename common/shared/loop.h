@@ -23,6 +23,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -69,9 +70,11 @@ typedef void (*loop_signal_cb)(LoopSource *s, const struct signalfd_siginfo *si,
 /* Blocks sig in the calling thread and delivers it here. */
 int loop_add_signal(Loop *l, int sig, loop_signal_cb cb, void *userdata, LoopSource **ret);
 
-/* Called once when the child exits; si is from waitid(P_PIDFD, WEXITED) and the child
- * is reaped. The loop takes ownership of pidfd. */
-typedef void (*loop_child_cb)(LoopSource *s, const siginfo_t *si, void *userdata);
+/* Called once when the child exits; si and ru come from the waitid(P_PIDFD, WEXITED)
+ * system call (its fifth argument gives the child's rusage) and the child is reaped.
+ * The loop takes ownership of pidfd. */
+typedef void (*loop_child_cb)(LoopSource *s, const siginfo_t *si, const struct rusage *ru,
+                              void *userdata);
 int loop_add_child(Loop *l, int pidfd, loop_child_cb cb, void *userdata, LoopSource **ret);
 
 /* Multishot accept. fd is a new connected socket, O_CLOEXEC|O_NONBLOCK, owned by the
