@@ -207,3 +207,13 @@ bool hashmap_iterate(Hashmap *h, size_t *i, void **ret_value)
                 }
         return false;
 }
+
+void *hashmap_first(const Hashmap *h)
+{
+        if (!h || h->n_used == 0)
+                return NULL;
+        for (size_t i = 0; i < h->n_slots; i++)
+                if (h->slots[i].hash)
+                        return h->slots[i].value;
+        return NULL;
+}

@@ -29,6 +29,9 @@ int hashmap_put_u64(Hashmap *h, uint64_t key, void *value);
 void *hashmap_get_u64(const Hashmap *h, uint64_t key);
 void *hashmap_remove_u64(Hashmap *h, uint64_t key);
 
+/* Any one value (NULL when empty): for draining a map while removing. */
+void *hashmap_first(const Hashmap *h);
+
 /* Iteration: size_t i = 0; void *v; while (hashmap_iterate(h, &i, &v)) ... */
 bool hashmap_iterate(Hashmap *h, size_t *i, void **ret_value);
 #define HASHMAP_FOREACH(v, h) for (size_t _i_ = 0; hashmap_iterate((h), &_i_, (void **)&(v));)

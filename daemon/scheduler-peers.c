@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "basic/alloc-util.h"
+#include "basic/fd-util.h"
+#include "basic/string-util.h"
+#include "daemon/scheduler-manager.h"
+#include "shared/frame.h"
+#include "shared/log.h"
+
+static const char *peer_label(const Peer *p)
+{
+        return p->name ?: conn_peer_address(p->conn);
+}
+
+void peer_free(Peer *p)
+{
+        Manager *m;
+        Task *t;
+
+        if (!p)
+                return;
+        m = p->manager;
+        if (p->agent) {
+                p->agent->peer = NULL;
+                agent_disconnected(p->agent, "connection closed");
+                p->agent = NULL;
+        }
+        if (p->tasks) {
+                while ((t = hashmap_first(p->tasks)))
+                        task_client_gone(t); /* removes t from p->tasks */
+                hashmap_free(p->tasks);
+        }
+        if (p->kind == PEER_CLIENT && m->n_clients > 0)
+                m->n_clients--;
+        LIST_REMOVE(peers, m->peers, p);
+        m->n_peers--;
+        loop_source_free(p->hello_timer);
+        conn_free(p->conn);
+        free(p->name);
+        free(p);
+}
+
+void peer_close(Peer *p, const char *reason)
+{
+        if (p->closing)
+                return;
+        p->closing = true;
+        conn_close(p->conn, reason);
+}
+
+int peer_send(Peer *p, const Cluster__Envelope *msg)
+{
+        int r;
+
+        if (p->closing)
+                return -ENOTCONN;
+        r = conn_send(p->conn, msg);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to send %s to %s, closing: %m",
+                                  envelope_type_name(msg), peer_label(p));
+                peer_close(p, "send failed");
+        }
+        return r;
+}
+
+int peer_send_error(Peer *p, Cluster__ErrorCode code, uint64_t request_id, uint64_t task_id,
+                    const char *format, ...)
+{
+        Cluster__Error e = CLUSTER__ERROR__INIT;
+        Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
+        char text[512];
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(text, sizeof text, format, ap);
+        va_end(ap);
+        e.code = code;
+        e.message = text;
+        e.request_id = request_id;
+        e.task_id = task_id;
+        env.msg_case = CLUSTER__ENVELOPE__MSG_ERROR;
+        env.error = &e;
+        return peer_send(p, &env);
+}
+
+static void refuse(Peer *p, Cluster__ErrorCode code, const char *text)
+{
+        log_notice("Refusing %s: %s", conn_peer_address(p->conn), text);
+        (void)conn_send_error_and_close(p->conn, code, 0, "%s", text);
+        p->closing = true;
+}
+
+static int client_hello(Peer *p, const Cluster__Hello *hello)
+{
+        Manager *m = p->manager;
+        Cluster__Welcome w = CLUSTER__WELCOME__INIT;
+        Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
+        int r;
+
+        if (!p->local) {
+                /* Remote clients prove themselves with a token, like agents. */
+                r = store_token_check(m->store, hello->token);
+                if (r < 0) {
+                        refuse(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED,
+                               "remote clients need a valid token");
+                        return 0;
+                }
+        }
+        if (m->n_clients >= m->config.max_clients) {
+                refuse(p, CLUSTER__ERROR_CODE__ERROR_BUSY, "too many clients connected");
+                return 0;
+        }
+        p->kind = PEER_CLIENT;
+        m->n_clients++;
+        p->tasks = hashmap_new(HASHMAP_U64);
+        if (!p->tasks)
+                return log_oom();
+        if (!isempty(hello->name) && !p->name)
+                p->name = strdup(hello->name);
+
+        w.version = PROTOCOL_VERSION;
+        w.scheduler = m->config.name;
+        w.cluster = m->config.cluster;
+        w.heartbeat_interval_ms = (uint32_t)(m->config.heartbeat_interval / USEC_PER_MSEC);
+        w.session_id = p->id;
+        env.msg_case = CLUSTER__ENVELOPE__MSG_WELCOME;
+        env.welcome = &w;
+        return peer_send(p, &env);
+}
+
+static void handle_hello(Peer *p, const Cluster__Hello *hello)
+{
+        Manager *m = p->manager;
+        char text[256];
+
+        p->hello_timer = loop_source_free(p->hello_timer);
+        if (hello->version < PROTOCOL_MIN_VERSION || hello->min_version > PROTOCOL_VERSION) {
+                snprintf(text, sizeof text,
+                         "incompatible protocol: peer speaks versions %u..%u, this scheduler "
+                         "%u..%u",
+                         hello->min_version, hello->version, PROTOCOL_MIN_VERSION,
+                         PROTOCOL_VERSION);
+                refuse(p, CLUSTER__ERROR_CODE__ERROR_VERSION, text);
+                return;
+        }
+        if (!isempty(hello->cluster) && !streq(hello->cluster, m->config.cluster)) {
+                snprintf(text, sizeof text, "this scheduler serves cluster '%s', not '%s'",
+                         m->config.cluster, hello->cluster);
+                refuse(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED, text);
+                return;
+        }
+        if (m->draining) {
+                refuse(p, CLUSTER__ERROR_CODE__ERROR_SHUTTING_DOWN,
+                       "the scheduler is shutting down");
+                return;
+        }
+        switch (hello->role) {
+        case CLUSTER__ROLE__ROLE_AGENT:
+                if (p->local) {
+                        refuse(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL,
+                               "agents connect to the cluster port, not the control socket");
+                        return;
+                }
+                (void)agent_hello(p, hello);
+                return;
+        case CLUSTER__ROLE__ROLE_CLIENT:
+                (void)client_hello(p, hello);
+                return;
+        default:
+                refuse(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, "unknown role in hello");
+                return;
+        }
+}
+
+static void handle_client_message(Peer *p, const Cluster__Envelope *msg)
+{
+        switch (msg->msg_case) {
+        case CLUSTER__ENVELOPE__MSG_RUN_REQUEST:
+                client_handle_run(p, msg->run_request);
+                break;
+        case CLUSTER__ENVELOPE__MSG_TASK_INPUT:
+        case CLUSTER__ENVELOPE__MSG_TASK_ACK:
+        case CLUSTER__ENVELOPE__MSG_TASK_CANCEL:
+                client_handle_task_message(p, msg);
+                break;
+        case CLUSTER__ENVELOPE__MSG_STATUS_REQUEST:
+                client_handle_status(p, msg->status_request);
+                break;
+        case CLUSTER__ENVELOPE__MSG_TOKEN_REQUEST:
+                client_handle_token(p, msg->token_request);
+                break;
+        case CLUSTER__ENVELOPE__MSG_PING: {
+                Cluster__Pong pong = CLUSTER__PONG__INIT;
+                Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
+                pong.nonce = msg->ping->nonce;
+                pong.sent_usec = msg->ping->sent_usec;
+                env.msg_case = CLUSTER__ENVELOPE__MSG_PONG;
+                env.pong = &pong;
+                (void)peer_send(p, &env);
+                break;
+        }
+        case CLUSTER__ENVELOPE__MSG_GOODBYE:
+                peer_close(p, "client said goodbye");
+                break;
+        default:
+                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0, 0,
+                                      "unexpected %s from a client", envelope_type_name(msg));
+                break;
+        }
+}
+
+static void on_message(Conn *c, const Cluster__Envelope *msg, void *userdata)
+{
+        Peer *p = userdata;
+        _cleanup_free_ char *why = NULL;
+
+        if (p->closing)
+                return;
+        if (envelope_check(msg, &why) < 0) {
+                log_notice("Invalid %s from %s: %s", envelope_type_name(msg), peer_label(p),
+                           strna(why));
+                (void)conn_send_error_and_close(p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
+                                                "invalid %s: %s", envelope_type_name(msg),
+                                                strna(why));
+                p->closing = true;
+                return;
+        }
+        switch (p->kind) {
+        case PEER_NEW:
+                if (msg->msg_case != CLUSTER__ENVELOPE__MSG_HELLO) {
+                        refuse(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL,
+                               "expected hello as the first message");
+                        return;
+                }
+                handle_hello(p, msg->hello);
+                break;
+        case PEER_AGENT:
+                agent_handle_message(p, msg);
+                break;
+        case PEER_CLIENT:
+                handle_client_message(p, msg);
+                break;
+        }
+}
+
+static void on_close(Conn *c, int error, const char *reason, void *userdata)
+{
+        Peer *p = userdata;
+        Manager *m = p->manager;
+
+        if (error < 0)
+                log_full(p->kind == PEER_NEW ? LOG_INFO : LOG_NOTICE,
+                         "Connection from %s closed: %s", peer_label(p), strna(reason));
+        else
+                log_debug("Connection from %s closed: %s", peer_label(p), strna(reason));
+        peer_free(p);
+        manager_update_status(m);
+}
+
+static void on_hello_timeout(LoopSource *s, void *userdata)
+{
+        Peer *p = userdata;
+
+        p->hello_timer = loop_source_free(p->hello_timer);
+        refuse(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, "no hello within 10 s");
+}
+
+static const ConnOps peer_conn_ops = {
+        .on_message = on_message,
+        .on_close = on_close,
+};
+
+int manager_accept(Manager *m, int fd, bool local)
+{
+        _cleanup_close_ int fd_close = fd;
+        ConnConfig cfg = {
+                .tls = local ? NULL : m->identity,
+                .server = true,
+                .max_frame = m->config.max_frame,
+        };
+        Peer *p;
+        int r;
+
+        /* Bound what unauthenticated peers can make us hold: beyond agents and clients,
+         * a few dozen handshakes in flight. */
+        if (m->n_peers >= m->config.max_agents + m->config.max_clients + 64) {
+                log_warning("Too many connections (%u), refusing a new one.", m->n_peers);
+                return -EMFILE;
+        }
+        p = new0(Peer, 1);
+        if (!p)
+                return log_oom();
+        p->manager = m;
+        p->local = local;
+        p->id = m->next_peer_id++;
+        r = conn_new(m->loop, TAKE_FD(fd_close), &cfg, &peer_conn_ops, p, &p->conn);
+        if (r < 0) {
+                free(p);
+                return log_error_errno(r, "Failed to set up connection: %m");
+        }
+        LIST_PREPEND(peers, m->peers, p);
+        m->n_peers++;
+        r = loop_add_timer(m->loop, loop_now(m->loop) + HELLO_TIMEOUT_USEC, on_hello_timeout, p,
+                           &p->hello_timer);
+        if (r < 0) {
+                peer_free(p);
+                return log_error_errno(r, "Failed to add timer: %m");
+        }
+        log_debug("New %s connection from %s.", local ? "control" : "cluster",
+                  conn_peer_address(p->conn));
+        return 0;
+}
