@@ -53,10 +53,15 @@ int tls_session_write(TlsSession *s, const void *data, size_t size);
 /* Decrypted plaintext: returns bytes read (0 when nothing is available), -errno on
  * fatal error, -EPIPE after the peer's close_notify. */
 ssize_t tls_session_read(TlsSession *s, void *buf, size_t size);
-/* Ciphertext to send. */
+/* Ciphertext to send. Reads can produce some too (the answer to the peer's key update):
+ * check after reading, not only after writing. */
 size_t tls_session_pending_output(const TlsSession *s, const void **ret_data);
 void tls_session_consume_output(TlsSession *s, size_t n);
 /* Queues close_notify. */
 void tls_session_bye(TlsSession *s);
+/* Rotates our sending keys (TLS 1.3 KeyUpdate, without asking the peer to rotate its
+ * own: each side rotates its direction). Long connections may call it after many
+ * gigabytes; both sides may do it at the same time; reads go on unaffected. */
+int tls_session_key_update(TlsSession *s);
 int tls_session_peer_fingerprint(const TlsSession *s, uint8_t ret[TLS_FINGERPRINT_SIZE]);
 const char *tls_session_error(const TlsSession *s);
