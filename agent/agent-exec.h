@@ -67,3 +67,13 @@ int exec_usage(const ExecProcess *p, const struct rusage *ru, ExecUsage *ret);
 
 /* Whether this host delegates a writable cgroup v2 subtree to us; its path or NULL. */
 int exec_find_cgroup(char **ret_path);
+
+/* How many times the kernel's OOM killer struck in the task's cgroup (memory.events
+ * oom_kill), so that a task killed by SIGKILL can be reported as "out of memory".
+ * -ENODATA without a cgroup or without the memory controller. Call it before
+ * exec_process_done(), which removes the cgroup. */
+int exec_oom_kills(const ExecProcess *p, uint64_t *ret);
+
+/* For tests: take the fork() + pidfd_open() path that kernels without clone3() (before
+ * 5.3) or without CLONE_INTO_CGROUP (before 5.7) take. */
+void exec_force_fork_fallback(bool b);

@@ -54,6 +54,9 @@ struct LoopPrepare {
         bool queued;
 };
 void loop_prepare_queue(Loop *l, LoopPrepare *p);
+/* A prepare entry that called user code says so: the iteration then does not block in
+ * the kernel, since that code may have changed what the caller waits for. */
+void loop_note_callback(Loop *l);
 void loop_prepare_dequeue(Loop *l, LoopPrepare *p);
 
 /* Objects that live on the loop register here so that loop_free() can detach the ones

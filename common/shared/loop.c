@@ -90,6 +90,7 @@ struct Loop {
         bool exiting;
         int exit_code;
         unsigned n_inflight; /* SQEs handed out whose final CQE was not reaped yet */
+        bool prepare_called_back;
         usec_t now;
         uint64_t iteration;
 
@@ -165,6 +166,11 @@ void loop_prepare_queue(Loop *l, LoopPrepare *p)
         else
                 l->prep_head = p;
         l->prep_tail = p;
+}
+
+void loop_note_callback(Loop *l)
+{
+        l->prepare_called_back = true;
 }
 
 void loop_prepare_dequeue(Loop *l, LoopPrepare *p)
@@ -440,7 +446,10 @@ int loop_run_once(Loop *l, usec_t timeout)
         if (!l->ring_ok)
                 return -ENXIO;
 
+        l->prepare_called_back = false;
         loop_prepare(l);
+        if (l->prepare_called_back || l->exiting)
+                timeout = 0;
 
         if (timeout == USEC_INFINITY) {
                 r = io_uring_submit_and_wait(&l->ring, 1);

@@ -118,6 +118,8 @@ static void stream_finish(Stream *s, int error)
                 return;
         stream_shut(s);
         if (!s->dead && s->ops && s->ops->on_close) {
+                if (s->loop)
+                        loop_note_callback(s->loop);
                 stream_ref(s);
                 s->ops->on_close(s, error, s->userdata);
                 stream_unref(s);
@@ -147,6 +149,7 @@ static void stream_check_drain(Stream *s)
                 return;
         s->congested = false;
         if (!s->dead && !s->closed && s->ops && s->ops->on_drain) {
+                loop_note_callback(s->loop);
                 stream_ref(s);
                 s->ops->on_drain(s, s->userdata);
                 stream_unref(s);
@@ -283,6 +286,7 @@ static void stream_recv(Stream *s)
 
 static void stream_deliver(Stream *s, size_t n)
 {
+        loop_note_callback(s->loop);
         stream_ref(s);
         s->ops->on_data(s, s->rbuf, n, s->userdata);
         stream_unref(s);
