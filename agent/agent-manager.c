@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -450,7 +451,9 @@ int manager_startup(Manager *m)
                 return log_error_errno(r, "Failed to read host information: %m");
         m->max_tasks = m->config.max_tasks ?: (m->config.cpus ?: m->host.cpus);
 
-        r = mkdir_p(m->config.state_dir, 0700);
+        /* 0711: tasks running as run_as must reach their directories below it; the key
+         * inside is 0600. */
+        r = mkdir_p(m->config.state_dir, 0711);
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m",
                                        m->config.state_dir);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,11 +59,14 @@ static int agent_get_or_new(Manager *m, const char *name, Agent **ret)
         return 1;
 }
 
-static void refuse_agent(Peer *p, Cluster__ErrorCode code, const char *fmt, const char *name)
+_printf_(3, 4) static void refuse_agent(Peer *p, Cluster__ErrorCode code, const char *fmt, ...)
 {
         char text[300];
+        va_list ap;
 
-        snprintf(text, sizeof text, fmt, name);
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
         log_notice("Refusing agent from %s: %s", conn_peer_address(p->conn), text);
         (void)conn_send_error_and_close(p->conn, code, 0, "%s", text);
         p->closing = true;
@@ -81,7 +85,7 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
 
         if (!name_is_valid(hello->name)) {
                 refuse_agent(p, CLUSTER__ERROR_CODE__ERROR_INVALID,
-                             "invalid agent name '%s' (1-63 of A-Z a-z 0-9 . _ -)", "");
+                             "invalid agent name (1-63 of A-Z a-z 0-9 . _ -)");
                 return 0;
         }
         r = conn_peer_fingerprint(p->conn, fp);
@@ -113,13 +117,16 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
                                      hello->name);
                         return 0;
                 } else {
-                        refuse_agent(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED,
-                                     isempty(hello->token)
-                                             ? "agent '%s' is not admitted: give it a join "
-                                               "token (cluster-ai token create)"
-                                             : "agent '%s' is not admitted: the join token "
-                                               "is invalid, expired or revoked",
-                                     hello->name);
+                        if (isempty(hello->token))
+                                refuse_agent(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED,
+                                             "agent '%s' is not admitted: give it a join token "
+                                             "(cluster-ai token create)",
+                                             hello->name);
+                        else
+                                refuse_agent(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED,
+                                             "agent '%s' is not admitted: the join token is "
+                                             "invalid, expired or revoked",
+                                             hello->name);
                         return 0;
                 }
                 r = store_agent_admit(m->store, hello->name, fphex, via);

@@ -61,6 +61,7 @@ Manager *manager_free(Manager *m)
         loop_source_free(m->sweep_timer);
         loop_source_free(m->watchdog_timer);
         loop_source_free(m->drain_timer);
+        loop_source_free(m->exit_timer);
         loop_free(m->loop);
         safe_close(m->cluster_fd);
         safe_close(m->control_fd);
@@ -86,10 +87,37 @@ static void on_accept(LoopSource *s, int fd, int error, void *userdata)
         (void)manager_accept(m, fd, local);
 }
 
+static void on_exit_timeout(LoopSource *s, void *userdata)
+{
+        Manager *m = userdata;
+
+        log_debug("%u connections still flushing, exiting anyway.", m->n_peers);
+        loop_exit(m->loop, 0);
+}
+
+/* Says goodbye on every connection and exits once their queues are flushed (or after
+ * a short bound), so that clients get the last words about their tasks. */
 static void drain_done(Manager *m)
 {
+        Cluster__Goodbye bye = CLUSTER__GOODBYE__INIT;
+        Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
+
+        if (m->exiting)
+                return;
+        m->exiting = true;
         log_info("Drained, exiting.");
-        loop_exit(m->loop, 0);
+        bye.reason = (char *)"the scheduler is shutting down";
+        env.msg_case = CLUSTER__ENVELOPE__MSG_GOODBYE;
+        env.goodbye = &bye;
+        LIST_FOREACH_SAFE(peers, p, n, m->peers) {
+                if (p->kind != PEER_NEW)
+                        (void)peer_send(p, &env);
+                peer_close(p, "scheduler shutting down");
+        }
+        if (m->n_peers == 0 ||
+            loop_add_timer(m->loop, loop_now(m->loop) + 2 * USEC_PER_SEC, on_exit_timeout, m,
+                           &m->exit_timer) < 0)
+                loop_exit(m->loop, 0);
 }
 
 static void on_drain_timeout(LoopSource *s, void *userdata)
@@ -99,6 +127,7 @@ static void on_drain_timeout(LoopSource *s, void *userdata)
         log_notice("Drain timeout reached with %u tasks running: cancelling them.",
                    m->n_running);
         manager_cancel_all_tasks(m, "the scheduler is shutting down");
+        m->drain_timer = loop_source_free(m->drain_timer);
         drain_done(m);
 }
 
@@ -112,7 +141,10 @@ static void on_sigterm(LoopSource *s, const struct signalfd_siginfo *si, void *u
         if (m->draining) {
                 log_notice("Second termination signal, exiting now.");
                 manager_cancel_all_tasks(m, "the scheduler is shutting down");
-                loop_exit(m->loop, 0);
+                if (m->exiting)
+                        loop_exit(m->loop, 0);
+                else
+                        drain_done(m);
                 return;
         }
         m->draining = true;
@@ -135,6 +167,11 @@ static void on_sigterm(LoopSource *s, const struct signalfd_siginfo *si, void *u
 
 void manager_update_status(Manager *m)
 {
+        if (m->exiting) {
+                if (m->n_peers == 0)
+                        loop_exit(m->loop, 0);
+                return;
+        }
         if (m->draining && m->n_running == 0 && m->drain_timer) {
                 drain_done(m);
                 return;

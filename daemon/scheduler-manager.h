@@ -117,6 +117,8 @@ struct Manager {
         uint64_t tasks_total;
         usec_t started; /* CLOCK_MONOTONIC */
         bool draining;
+        bool exiting; /* closing every connection, then exit */
+        LoopSource *exit_timer;
 };
 
 int manager_new(const char *config_path, Manager **ret);
