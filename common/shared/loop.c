@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -28,6 +29,11 @@
 /* Completion queue: one daemon has ~2 ops per connection in flight; the kernel buffers
  * overflow (IORING_FEAT_NODROP) but a roomy CQ avoids that slow path. */
 #define LOOP_CQ_ENTRIES 4096U
+/* The provided-buffer ring shared by all multishot receives: memory for receiving
+ * does not grow with the number of idle connections. */
+#define LOOP_BUF_RING_ENTRIES 128U
+#define LOOP_BUF_SIZE (64U * 1024)
+#define LOOP_BUF_GROUP 0
 /* Pause before re-arming accept after EMFILE/ENFILE/ENOBUFS/ENOMEM. */
 #define LOOP_ACCEPT_BACKOFF_USEC (100 * USEC_PER_MSEC)
 
@@ -109,6 +115,11 @@ struct Loop {
         sigset_t signal_mask;
         LoopSource *signals[_NSIG];
         LoopOp signal_op;
+
+        /* Provided buffers: 0 not set up yet, 1 ready, < 0 the kernel said no. */
+        int buf_ring_state;
+        struct io_uring_buf_ring *buf_ring;
+        uint8_t *buf_mem;
 
         LoopPrepare *prep_head, *prep_tail;
         LoopLink *links;
@@ -207,6 +218,85 @@ void loop_unlink(Loop *l, LoopLink *k)
         if (k->next)
                 k->next->prev = k->prev;
         k->next = k->prev = NULL;
+}
+
+/* ---- provided buffers ---- */
+
+static size_t buf_ring_bytes(void)
+{
+        return LOOP_BUF_RING_ENTRIES * sizeof(struct io_uring_buf);
+}
+
+/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring ourselves, register it,
+ * then publish every buffer. The buffer memory is touched only as the kernel fills it. */
+int loop_buf_ring(Loop *l, uint16_t *ret_bgid)
+{
+        struct io_uring_buf_reg reg = {};
+        void *ring, *mem;
+        int r;
+
+        if (l->buf_ring_state == 0) {
+                ring = mmap(NULL, buf_ring_bytes(), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (ring == MAP_FAILED)
+                        return -errno; /* not final: may work later */
+                mem = mmap(NULL, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE,
+                           PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                           0);
+                if (mem == MAP_FAILED) {
+                        r = -errno;
+                        munmap(ring, buf_ring_bytes());
+                        return r;
+                }
+                reg.ring_addr = (uintptr_t)ring;
+                reg.ring_entries = LOOP_BUF_RING_ENTRIES;
+                reg.bgid = LOOP_BUF_GROUP;
+                r = io_uring_register_buf_ring(&l->ring, &reg, 0);
+                if (r < 0) {
+                        munmap(mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE);
+                        munmap(ring, buf_ring_bytes());
+                        l->buf_ring_state = r;
+                        return r;
+                }
+                l->buf_ring = ring;
+                l->buf_mem = mem;
+                io_uring_buf_ring_init(l->buf_ring);
+                for (unsigned i = 0; i < LOOP_BUF_RING_ENTRIES; i++)
+                        io_uring_buf_ring_add(l->buf_ring, l->buf_mem + (size_t)i * LOOP_BUF_SIZE,
+                                              LOOP_BUF_SIZE, (unsigned short)i,
+                                              io_uring_buf_ring_mask(LOOP_BUF_RING_ENTRIES),
+                                              (int)i);
+                io_uring_buf_ring_advance(l->buf_ring, LOOP_BUF_RING_ENTRIES);
+                l->buf_ring_state = 1;
+        }
+        if (l->buf_ring_state < 0)
+                return l->buf_ring_state;
+        *ret_bgid = LOOP_BUF_GROUP;
+        return 0;
+}
+
+const uint8_t *loop_buf_ring_data(Loop *l, const struct io_uring_cqe *cqe)
+{
+        unsigned bid;
+
+        if (!(cqe->flags & IORING_CQE_F_BUFFER) || !l->buf_mem)
+                return NULL;
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        assert(bid < LOOP_BUF_RING_ENTRIES);
+        return l->buf_mem + (size_t)bid * LOOP_BUF_SIZE;
+}
+
+void loop_buf_ring_recycle(Loop *l, const struct io_uring_cqe *cqe)
+{
+        unsigned bid;
+
+        if (!(cqe->flags & IORING_CQE_F_BUFFER) || !l->buf_mem)
+                return;
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        io_uring_buf_ring_add(l->buf_ring, l->buf_mem + (size_t)bid * LOOP_BUF_SIZE, LOOP_BUF_SIZE,
+                              (unsigned short)bid, io_uring_buf_ring_mask(LOOP_BUF_RING_ENTRIES),
+                              0);
+        io_uring_buf_ring_advance(l->buf_ring, 1);
 }
 
 /* ---- the loop ---- */
@@ -309,6 +399,10 @@ Loop *loop_free(Loop *l)
 
         if (l->ring_ok)
                 io_uring_queue_exit(&l->ring);
+        if (l->buf_ring) {
+                munmap(l->buf_mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE);
+                munmap(l->buf_ring, buf_ring_bytes());
+        }
         safe_close(l->signal_fd);
         prioq_free(l->timers);
         free(l);

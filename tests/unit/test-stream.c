@@ -27,6 +27,9 @@ typedef struct Peer {
         unsigned drains;
         bool free_on_close;
         bool pause_after_first;
+        unsigned pause_every; /* pause after every n-th delivery */
+        unsigned n_data;
+        bool paused_now;
 } Peer;
 
 static void peer_data(Stream *s, const void *data, size_t size, void *userdata)
@@ -44,6 +47,10 @@ static void peer_data(Stream *s, const void *data, size_t size, void *userdata)
                 ck_assert_int_eq(stream_write(s, data, size), 0);
         if (p->pause_after_first)
                 stream_pause_read(s);
+        if (p->pause_every && ++p->n_data % p->pause_every == 0) {
+                stream_pause_read(s);
+                p->paused_now = true;
+        }
 }
 
 static void peer_drain(Stream *s, void *userdata)
@@ -266,9 +273,18 @@ START_TEST(test_big_transfer)
                 p->sum_out = p->sum_out * 31;
         p->sent = 0;
 
-        run_until(l, &sink.closed);
+        /* The sink pauses now and then, as a slow consumer would. */
+        sink.pause_every = 7;
+        while (!sink.closed) {
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+                if (sink.paused_now) {
+                        sink.paused_now = false;
+                        stream_resume_read(sink.s);
+                }
+        }
         ck_assert_int_eq(sink.close_error, 0);
         ck_assert_uint_eq(sink.n_in, BIG_TOTAL + sizeof(big));
+        ck_assert_uint_gt(sink.n_data, 100);
         ck_assert_uint_eq(sink.sum_in, p->sum_out);
         ck_assert_uint_ge(p->peer.drains, 10);
         ck_assert_uint_ge(p->congestions, 10);
