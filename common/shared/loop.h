@@ -59,7 +59,10 @@ int loop_timer_set(LoopSource *s, usec_t when);
 void loop_timer_disarm(LoopSource *s);
 
 /* revents are poll bits (POLLIN, POLLOUT, POLLERR, POLLHUP). A watch with events 0 is
- * kept but not polled. */
+ * kept but not polled. Watches are level-triggered like poll(2): readiness the callback
+ * leaves (unread input) is reported again. An fd that cannot be polled (closed under
+ * the watch) is reported once as POLLNVAL, then polling stops until
+ * loop_io_set_events(). */
 typedef void (*loop_io_cb)(LoopSource *s, int fd, uint32_t revents, void *userdata);
 int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
                 LoopSource **ret);
@@ -84,7 +87,8 @@ typedef void (*loop_accept_cb)(LoopSource *s, int fd, int error, void *userdata)
 int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata,
                     LoopSource **ret);
 
-/* Frees the source; safe from any callback. Returns NULL. */
+/* Frees the source; safe from any callback. Returns NULL. Sources still alive at
+ * loop_free() are detached from the loop; they must still be freed. */
 LoopSource *loop_source_free(LoopSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LoopSource *, loop_source_free);
 void *loop_source_userdata(LoopSource *s);
