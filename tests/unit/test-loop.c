@@ -460,6 +460,57 @@ START_TEST(test_accept)
 }
 END_TEST
 
+static unsigned emfile_reports, emfile_accepted;
+static struct rlimit emfile_saved;
+
+static void emfile_accept_cb(LoopSource *s, int fd, int error, void *userdata)
+{
+        if (error < 0) {
+                ck_assert_int_eq(error, -EMFILE);
+                ck_assert_int_lt(fd, 0);
+                /* Room again: the loop retries after its back-off. */
+                if (emfile_reports++ == 0)
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &emfile_saved), 0);
+                return;
+        }
+        emfile_accepted++;
+        safe_close(fd);
+}
+
+START_TEST(test_accept_emfile)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *s = NULL;
+        _cleanup_close_ int lfd = -EBADF;
+        struct rlimit rl;
+        int clients[3], lowest;
+        char addr[64];
+        uint16_t port;
+
+        lfd = listen_loopback(&port);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_ge(socket_connect_start(addr, &clients[i]), 0);
+
+        /* No fd left: the lowest free one is the limit. */
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &emfile_saved), 0);
+        lowest = dup(0);
+        ck_assert_int_ge(lowest, 0);
+        safe_close(lowest);
+        rl = emfile_saved;
+        rl.rlim_cur = (rlim_t)lowest;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+        emfile_reports = emfile_accepted = 0;
+        ck_assert_int_eq(loop_add_accept(l, lfd, emfile_accept_cb, NULL, &s), 0);
+        while (emfile_accepted < 3)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_uint_ge(emfile_reports, 1);
+        for (int i = 0; i < 3; i++)
+                safe_close(clients[i]);
+}
+END_TEST
+
 /* ---- freeing with SQEs in flight ---- */
 
 static void never_io_cb(LoopSource *s, int fd, uint32_t revents, void *userdata)
@@ -601,6 +652,7 @@ int main(void)
         tcase_add_test(tc, test_signal);
         tcase_add_test(tc, test_child);
         tcase_add_test(tc, test_accept);
+        tcase_add_test(tc, test_accept_emfile);
         tcase_add_test(tc, test_free_inflight);
         tcase_add_test(tc, test_loop_free_with_live_sources);
         tcase_add_test(tc, test_exit_code);
