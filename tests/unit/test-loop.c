@@ -7,6 +7,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "basic/alloc-util.h"
@@ -612,6 +616,46 @@ START_TEST(test_loop_free_with_live_sources)
 }
 END_TEST
 
+/* In a child, make io_uring_setup fail with `error` the way seccomp or
+ * kernel.io_uring_disabled do, and return what loop_new() says (as exit status). */
+static int loop_new_with_io_uring_failing(int error)
+{
+        struct sock_filter filter[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)error),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = ELEMENTSOF(filter), .filter = filter};
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                Loop *l = NULL;
+                int r;
+
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+                    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+                        _exit(255);
+                r = loop_new(&l);
+                _exit(r < 0 && !l ? -r : 254);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+START_TEST(test_io_uring_unavailable)
+{
+        /* The architecture check of a real filter is left out: the filter lives only
+         * in this test's child. */
+        ck_assert_int_eq(loop_new_with_io_uring_failing(EPERM), EPERM);
+        ck_assert_int_eq(loop_new_with_io_uring_failing(ENOSYS), ENOSYS);
+}
+END_TEST
+
 START_TEST(test_exit_code)
 {
         _cleanup_(loop_freep) Loop *l = new_loop();
@@ -656,6 +700,7 @@ int main(void)
         tcase_add_test(tc, test_free_inflight);
         tcase_add_test(tc, test_loop_free_with_live_sources);
         tcase_add_test(tc, test_exit_code);
+        tcase_add_test(tc, test_io_uring_unavailable);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
