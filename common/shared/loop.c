@@ -260,6 +260,8 @@ int loop_buf_ring(Loop *l, uint16_t *ret_bgid)
                 }
                 l->buf_ring = ring;
                 l->buf_mem = mem;
+                (void)madvise(ring, buf_ring_bytes(), MADV_DONTFORK);
+                (void)madvise(mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE, MADV_DONTFORK);
                 io_uring_buf_ring_init(l->buf_ring);
                 for (unsigned i = 0; i < LOOP_BUF_RING_ENTRIES; i++)
                         io_uring_buf_ring_add(l->buf_ring, l->buf_mem + (size_t)i * LOOP_BUF_SIZE,
@@ -359,6 +361,8 @@ int loop_new(Loop **ret)
         if (r < 0)
                 return r;
         l->ring_ok = true;
+        /* Children forked by the daemon (before exec) need none of the ring's memory. */
+        (void)io_uring_ring_dontfork(&l->ring);
         l->now = now(CLOCK_MONOTONIC);
 
         *ret = TAKE_PTR(l);
