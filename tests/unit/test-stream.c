@@ -374,6 +374,26 @@ START_TEST(test_peer_reset)
 }
 END_TEST
 
+START_TEST(test_peer_gone_while_sending)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_free_ uint8_t *data = calloc(1, 4 << 20);
+        Peer a = {}, b = {};
+
+        ck_assert_ptr_nonnull(data);
+        socketpair_streams(l, &a, &b);
+        ck_assert_int_eq(stream_write(a.s, data, 4 << 20), 0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0); /* the send is in flight */
+        b.s = stream_free(b.s);
+        run_until(l, &a.closed);
+        ck_assert_msg(a.close_error == -EPIPE || a.close_error == -ECONNRESET, "%d", a.close_error);
+        ck_assert_uint_eq(stream_queued(a.s), 0);
+        ck_assert_int_eq(stream_write(a.s, "x", 1), -ENOTCONN);
+        peer_done(&a);
+        peer_done(&b);
+}
+END_TEST
+
 START_TEST(test_eof_after_flush)
 {
         _cleanup_(loop_freep) Loop *l = new_loop();
@@ -540,6 +560,7 @@ int main(void)
         tcase_add_test(tc, test_big_transfer);
         tcase_add_test(tc, test_pause_resume);
         tcase_add_test(tc, test_peer_reset);
+        tcase_add_test(tc, test_peer_gone_while_sending);
         tcase_add_test(tc, test_eof_after_flush);
         tcase_add_test(tc, test_pipes);
         tcase_add_test(tc, test_connect_refused);
