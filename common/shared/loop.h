@@ -35,7 +35,10 @@ typedef struct Loop Loop;
 typedef struct LoopSource LoopSource;
 
 /* Fails with a clear -errno (-ENOSYS, -EPERM) where io_uring is disabled by sysctl or
- * seccomp; callers report that in words. */
+ * seccomp; callers report that in words. The ring belongs to the thread that created
+ * it (IORING_SETUP_SINGLE_ISSUER where the kernel has it): create the loop in the thread
+ * that runs it, after any fork(). Not for use from inside its own callbacks: loop_free()
+ * must be called outside loop_run(). */
 int loop_new(Loop **ret);
 Loop *loop_free(Loop *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Loop *, loop_free);
