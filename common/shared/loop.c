@@ -50,6 +50,7 @@ struct LoopSource {
         SourceType type;
         unsigned n_ref;
         bool dead;
+        bool floating; /* added with ret == NULL: the loop frees it at loop_free() */
         void *userdata;
         LoopLink link;
         union {
@@ -606,7 +607,11 @@ static void source_detach(LoopLink *k)
 
         if (s->type == SOURCE_TIMER && s->timer.idx != PRIOQ_IDX_NULL)
                 prioq_remove(s->loop->timers, s, &s->timer.idx);
+        if (s->type == SOURCE_ACCEPT)
+                s->accept.backoff = loop_source_free(s->accept.backoff);
         s->loop = NULL;
+        if (s->floating)
+                loop_source_free(s);
 }
 
 static LoopSource *source_new(Loop *l, SourceType type, void *userdata)
@@ -693,6 +698,8 @@ int loop_add_timer(Loop *l, usec_t when, loop_timer_cb cb, void *userdata, LoopS
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -788,6 +795,8 @@ int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -906,6 +915,8 @@ int loop_add_signal(Loop *l, int sig, loop_signal_cb cb, void *userdata, LoopSou
         signal_arm(l);
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -975,6 +986,8 @@ int loop_add_child(Loop *l, int pidfd, loop_child_cb cb, void *userdata, LoopSou
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -1094,5 +1107,7 @@ int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata, L
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }

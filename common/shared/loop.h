@@ -91,7 +91,8 @@ int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata,
                     LoopSource **ret);
 
 /* Frees the source; safe from any callback. Returns NULL. Sources still alive at
- * loop_free() are detached from the loop; they must still be freed. */
+ * loop_free() are detached from the loop; they must still be freed. A source added
+ * with ret == NULL belongs to the loop (freed by loop_free()). */
 LoopSource *loop_source_free(LoopSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LoopSource *, loop_source_free);
 void *loop_source_userdata(LoopSource *s);
