@@ -109,6 +109,35 @@ START_TEST(test_timer_rearm)
 }
 END_TEST
 
+START_TEST(test_timer_earlier)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *late = NULL, *early = NULL, *moved = NULL;
+        usec_t n = now(CLOCK_MONOTONIC);
+
+        memset(&tlog, 0, sizeof(tlog));
+        /* The ring timeout is armed for an hour from now... */
+        ck_assert_int_eq(loop_add_timer(l, n + 3600 * USEC_PER_SEC, log_timer_cb, (void *)1, &late),
+                         0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0);
+        /* ...then a new head must move it earlier, or this would sleep for an hour. */
+        ck_assert_int_eq(loop_add_timer(l, n + USEC_PER_MSEC, log_timer_cb, (void *)2, &early), 0);
+        while (tlog.n < 1)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(tlog.order[0], 2);
+
+        /* The same for an armed timer moved earlier. */
+        ck_assert_int_eq(
+                loop_add_timer(l, n + 7200 * USEC_PER_SEC, log_timer_cb, (void *)3, &moved), 0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0);
+        ck_assert_int_eq(loop_timer_set(moved, now(CLOCK_MONOTONIC)), 0);
+        while (tlog.n < 2)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(tlog.order[1], 3);
+        ck_assert_uint_eq(tlog.n, 2);
+}
+END_TEST
+
 static LoopSource *victim;
 static bool victim_fired;
 
@@ -696,6 +725,7 @@ int main(void)
         tc = tcase_create("loop");
         tcase_add_test(tc, test_timer_order);
         tcase_add_test(tc, test_timer_rearm);
+        tcase_add_test(tc, test_timer_earlier);
         tcase_add_test(tc, test_timer_disarm);
         tcase_add_test(tc, test_timer_free_in_callback);
         tcase_add_test(tc, test_timer_many);
