@@ -44,6 +44,15 @@ void loop_cancel_op(Loop *l, LoopOp *op);
  * user callbacks. */
 bool loop_draining(Loop *l);
 
+/* The loop's provided-buffer ring (buffer group returned in *ret_bgid) for multishot
+ * receives, set up on first use; -EINVAL/-ENOSYS etc. if the kernel cannot (then
+ * callers use single-shot receives into their own buffers). A CQE with
+ * IORING_CQE_F_BUFFER lends the buffer loop_buf_ring_data() names; give it back with
+ * loop_buf_ring_recycle() as soon as its bytes were consumed. */
+int loop_buf_ring(Loop *l, uint16_t *ret_bgid);
+const uint8_t *loop_buf_ring_data(Loop *l, const struct io_uring_cqe *cqe);
+void loop_buf_ring_recycle(Loop *l, const struct io_uring_cqe *cqe);
+
 /* Work queued for the next prepare step (flushing a stream's output, deferred
  * callbacks). Intrusive, O(1) to queue and dequeue; the loop runs each entry once per
  * queueing, in order. */

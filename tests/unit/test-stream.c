@@ -27,6 +27,9 @@ typedef struct Peer {
         unsigned drains;
         bool free_on_close;
         bool pause_after_first;
+        unsigned pause_every; /* pause after every n-th delivery */
+        unsigned n_data;
+        bool paused_now;
 } Peer;
 
 static void peer_data(Stream *s, const void *data, size_t size, void *userdata)
@@ -44,6 +47,10 @@ static void peer_data(Stream *s, const void *data, size_t size, void *userdata)
                 ck_assert_int_eq(stream_write(s, data, size), 0);
         if (p->pause_after_first)
                 stream_pause_read(s);
+        if (p->pause_every && ++p->n_data % p->pause_every == 0) {
+                stream_pause_read(s);
+                p->paused_now = true;
+        }
 }
 
 static void peer_drain(Stream *s, void *userdata)
@@ -266,9 +273,18 @@ START_TEST(test_big_transfer)
                 p->sum_out = p->sum_out * 31;
         p->sent = 0;
 
-        run_until(l, &sink.closed);
+        /* The sink pauses now and then, as a slow consumer would. */
+        sink.pause_every = 7;
+        while (!sink.closed) {
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+                if (sink.paused_now) {
+                        sink.paused_now = false;
+                        stream_resume_read(sink.s);
+                }
+        }
         ck_assert_int_eq(sink.close_error, 0);
         ck_assert_uint_eq(sink.n_in, BIG_TOTAL + sizeof(big));
+        ck_assert_uint_gt(sink.n_data, 100);
         ck_assert_uint_eq(sink.sum_in, p->sum_out);
         ck_assert_uint_ge(p->peer.drains, 10);
         ck_assert_uint_ge(p->congestions, 10);
@@ -355,6 +371,26 @@ START_TEST(test_peer_reset)
         ck_assert_int_eq(server.close_error, -ECONNRESET);
         ck_assert_ptr_null(server.s);
         buf_done(&server.in);
+}
+END_TEST
+
+START_TEST(test_peer_gone_while_sending)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_free_ uint8_t *data = calloc(1, 4 << 20);
+        Peer a = {}, b = {};
+
+        ck_assert_ptr_nonnull(data);
+        socketpair_streams(l, &a, &b);
+        ck_assert_int_eq(stream_write(a.s, data, 4 << 20), 0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0); /* the send is in flight */
+        b.s = stream_free(b.s);
+        run_until(l, &a.closed);
+        ck_assert_msg(a.close_error == -EPIPE || a.close_error == -ECONNRESET, "%d", a.close_error);
+        ck_assert_uint_eq(stream_queued(a.s), 0);
+        ck_assert_int_eq(stream_write(a.s, "x", 1), -ENOTCONN);
+        peer_done(&a);
+        peer_done(&b);
 }
 END_TEST
 
@@ -524,6 +560,7 @@ int main(void)
         tcase_add_test(tc, test_big_transfer);
         tcase_add_test(tc, test_pause_resume);
         tcase_add_test(tc, test_peer_reset);
+        tcase_add_test(tc, test_peer_gone_while_sending);
         tcase_add_test(tc, test_eof_after_flush);
         tcase_add_test(tc, test_pipes);
         tcase_add_test(tc, test_connect_refused);
