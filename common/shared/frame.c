@@ -86,6 +86,20 @@ int frame_decoder_feed(FrameDecoder *d, const void *data, size_t size)
         return 0;
 }
 
+uint8_t *frame_decoder_reserve(FrameDecoder *d, size_t n)
+{
+        return buf_reserve(&d->buf, n);
+}
+
+void frame_decoder_commit(FrameDecoder *d, size_t n)
+{
+        buf_commit(&d->buf, n);
+        /* Keep nothing past a header that can never be decoded, as feed does. A header
+         * that was already refused before this commit keeps exactly its 4 bytes. */
+        if (decoder_head_error(d) < 0 && buf_size(&d->buf) > FRAME_HEADER_SIZE)
+                d->buf.len = d->buf.rpos + FRAME_HEADER_SIZE;
+}
+
 int frame_decoder_next(FrameDecoder *d, Cluster__Envelope **ret)
 {
         Cluster__Envelope *m;

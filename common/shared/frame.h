@@ -22,6 +22,11 @@ typedef struct FrameDecoder {
 void frame_decoder_init(FrameDecoder *d, size_t max_frame);
 void frame_decoder_done(FrameDecoder *d);
 int frame_decoder_feed(FrameDecoder *d, const void *data, size_t size);
+/* Zero-copy feeding for producers that write into memory (TLS decryption): room for n
+ * bytes, or NULL on OOM; then commit what was written there. Same checks as feed: bytes
+ * behind a refused frame header are dropped at commit. */
+uint8_t *frame_decoder_reserve(FrameDecoder *d, size_t n);
+void frame_decoder_commit(FrameDecoder *d, size_t n);
 /* 1 and an unpacked envelope (free with cluster__envelope__free_unpacked(m, NULL)),
  * 0 when more bytes are needed, -EMSGSIZE when the next frame is above max_frame,
  * -EBADMSG when it does not unpack or has no message set. After an error the decoder
