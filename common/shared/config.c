@@ -871,7 +871,9 @@ int config_load_file(const char *path, const ConfigItem *table, size_t n_items, 
         if (ret_error)
                 *ret_error = NULL;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below, and
+         * for a regular file the flag changes nothing. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 r = -errno;
                 if (r == -ENOENT)

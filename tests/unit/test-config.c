@@ -541,6 +541,17 @@ START_TEST(test_files)
         ck_assert_int_eq(config_load_file("/dev/null", items, ELEMENTSOF(items), &c, &err),
                          -EINVAL);
         ck_assert_str_eq(err, "/dev/null: not a regular file");
+        err = mfree(err);
+
+        /* A FIFO is refused at once, not read until some writer comes along. */
+        char dir[] = "/tmp/test-config-XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        _cleanup_free_ char *fifo = strprintf("%s/fifo", dir);
+        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+        ck_assert_int_eq(config_load_file(fifo, items, ELEMENTSOF(items), &c, &err), -EINVAL);
+        unlink(fifo);
+        rmdir(dir);
+        ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
         cfg_done(&c);
 }
 END_TEST
