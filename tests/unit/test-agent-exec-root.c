@@ -17,6 +17,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include "agent/agent-exec.h"
 #include "basic/alloc-util.h"
@@ -259,8 +260,8 @@ END_TEST
 /* ---- cgroups ---- */
 
 /* A scratch cgroup v2 directory of our own (no controllers needed) next to us in the
- * hierarchy, or NULL with the reason printed. */
-static char *scratch_cgroup(void)
+ * hierarchy, or NULL with the reason printed. ret_own: the directory we are in. */
+static char *scratch_cgroup_full(char **ret_own)
 {
         static const char *const mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
         _cleanup_free_ char *self = NULL;
@@ -287,12 +288,41 @@ static char *scratch_cgroup(void)
         char *dir = strprintf("%s%s/cluster-ai-exec-test-%d", mount, streq(own, "/") ? "" : own,
                               (int)getpid());
         ck_assert_ptr_nonnull(dir);
+        if (ret_own) {
+                *ret_own = strprintf("%s%s", mount, streq(own, "/") ? "" : own);
+                ck_assert_ptr_nonnull(*ret_own);
+        }
         if (mkdir(dir, 0755) < 0) {
                 printf("SKIP cgroup cases: cannot create %s: %s\n", dir, strerror(errno));
                 free(dir);
+                if (ret_own)
+                        *ret_own = mfree(*ret_own);
                 return NULL;
         }
         return dir;
+}
+
+static char *scratch_cgroup(void)
+{
+        return scratch_cgroup_full(NULL);
+}
+
+static void write_str(const char *dir, const char *file, const char *value)
+{
+        _cleanup_free_ char *p = strprintf("%s/%s", dir, file);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_write(fd, value, strlen(value)), 0);
+}
+
+static char *cgroup_of(pid_t pid)
+{
+        _cleanup_free_ char *p = strprintf("/proc/%d/cgroup", (int)pid), *text = NULL;
+        ck_assert_int_eq(read_full_file(p, &text, NULL, 65536), 0);
+        for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"))
+                if (startswith(l, "0::"))
+                        return strdup(l + 3);
+        return NULL;
 }
 
 static bool dir_exists(const char *p)
@@ -504,6 +534,77 @@ START_TEST(test_find_cgroup_and_oom)
 }
 END_TEST
 
+START_TEST(test_find_cgroup_delegation)
+{
+        /* A delegated cgroup, as systemd's Delegate=yes makes it: the trusted.delegate
+         * mark, the agent and a helper process inside. exec_find_cgroup moves both into
+         * the agent leaf so that controllers could be enabled for the tasks' cgroups. No
+         * controller is required here: this host has none in cgroup v2. */
+        _cleanup_free_ char *own = NULL, *cg = scratch_cgroup_full(&own), *path = NULL,
+                            *again = NULL;
+        int status;
+
+        if (!cg)
+                return;
+        pid_t helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                for (;;)
+                        pause();
+        }
+        _cleanup_free_ char *helper_pid = strprintf("%d", (int)helper);
+        write_str(cg, "cgroup.procs", helper_pid);
+        write_str(cg, "cgroup.procs", "0");
+
+        /* Not marked: a root agent may write any cgroup, that proves nothing. */
+        ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &path), -EPERM);
+        ck_assert_ptr_null(path);
+        if (setxattr(cg, "trusted.delegate", "1", 1, 0) < 0) {
+                printf("SKIP delegation case: cannot set trusted.delegate on %s: %s\n", cg,
+                       strerror(errno));
+        } else {
+                ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &path), 0);
+                ck_assert_str_eq(path, cg);
+                const char *rel = strstr(cg, "/cluster-ai-exec-test-");
+                _cleanup_free_ char *leaf_rel = strprintf("%s/agent", rel);
+                _cleanup_free_ char *mine = cgroup_of(getpid()), *its = cgroup_of(helper);
+                ck_assert_ptr_nonnull(endswith(mine, leaf_rel));
+                ck_assert_ptr_nonnull(endswith(its, leaf_rel));
+                _cleanup_free_ char *procs = NULL, *procs_path = strprintf("%s/cgroup.procs", cg);
+                ck_assert_int_eq(read_full_file(procs_path, &procs, NULL, 4096), 0);
+                ck_assert_str_eq(procs, "");
+
+                /* Again, from inside the leaf: the same cgroup, nothing moves. */
+                ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &again), 0);
+                ck_assert_str_eq(again, cg);
+                /* A controller the host lacks: refused, not half set up. */
+                free(again);
+                again = NULL;
+                ck_assert_int_eq(exec_find_cgroup_requiring("no-such-controller", &again),
+                                 -EOPNOTSUPP);
+
+                /* A task placed below it. */
+                char *argv[] = {"cat", "/proc/self/cgroup", NULL};
+                ExecSpec s = spec_for(argv);
+                Result r;
+                s.cgroup = path;
+                s.name = "task-1";
+                ck_assert_int_eq(run(&s, &r), 0);
+                _cleanup_free_ char *line = strprintf("0::%s/task-1\n", rel);
+                ck_assert_ptr_nonnull(strstr(r.out, line));
+                result_clear(&r);
+        }
+
+        write_str(own, "cgroup.procs", "0");
+        ck_assert_int_eq(kill(helper, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(helper, &status, 0), helper);
+        _cleanup_free_ char *leaf = strprintf("%s/agent", cg);
+        (void)rmdir(leaf);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
 static Suite *exec_root_suite(void)
 {
         Suite *s = suite_create("agent-exec-root");
@@ -518,6 +619,7 @@ static Suite *exec_root_suite(void)
         tcase_add_test(tc, test_cgroup_kill);
         tcase_add_test(tc, test_cgroup_done_kills_leftovers);
         tcase_add_test(tc, test_cgroup_names);
+        tcase_add_test(tc, test_find_cgroup_delegation);
         tcase_add_test(tc, test_find_cgroup_and_oom);
         suite_add_tcase(s, tc);
         return s;
