@@ -93,6 +93,7 @@ typedef struct ChildRlimit {
 typedef struct ChildContext {
         char *const *argv;
         char *const *paths; /* execve() candidates in order (PATH lookup) */
+        bool path_search; /* argv[0] had no slash: paths come from PATH */
         char *const *envp;
         const char *workdir;
         int stdin_fd, stdout_fd, stderr_fd; /* child ends, all >= 3 */
@@ -264,7 +265,7 @@ static _noreturn_ void child_run(const ChildContext *c)
                         child_fail(status_fd, STEP_EXEC, errno);
                 }
         }
-        if (c->paths[0] && !c->paths[1]) /* a path with a slash: its own error */
+        if (!c->path_search) /* a path with a slash: its own error */
                 child_fail(status_fd, STEP_EXEC, last_error);
         child_fail(status_fd, STEP_EXEC, saw_eacces ? EACCES : ENOENT);
 }
@@ -816,6 +817,7 @@ int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
 
         c.argv = spec->argv;
         c.paths = paths;
+        c.path_search = !strchr(spec->argv[0], '/');
         c.envp = envp;
         c.workdir = spec->workdir;
         c.stdin_fd = in_r;
