@@ -4,6 +4,7 @@
  * limit and OOM). Needs root; exits 77 with the reason otherwise. Cases that need a
  * kernel or host feature this machine lacks say so and pass without asserting. */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/magic.h>
@@ -534,6 +535,111 @@ START_TEST(test_find_cgroup_and_oom)
 }
 END_TEST
 
+static unsigned count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+        struct dirent *de;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static unsigned count_subdirs(const char *dir)
+{
+        DIR *d = opendir(dir);
+        unsigned n = 0;
+        struct dirent *de;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_type == DT_DIR && de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+START_TEST(test_cgroup_fd_exhaustion)
+{
+        /* EMFILE at every step of a spawn into a cgroup (the cgroup's directory fd,
+         * the fork path's cgroup.procs): no fd, no child and no task cgroup is left. */
+        _cleanup_free_ char *cg = scratch_cgroup();
+        char *argv[] = {"true", NULL};
+        ExecSpec s = spec_for(argv);
+        struct rlimit saved, rl;
+        int failures = 0, successes = 0;
+
+        if (!cg)
+                return;
+        s.cgroup = cg;
+        s.name = "fds";
+        unsigned before = count_fds();
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        for (int fallback = 0; fallback < 2; fallback++)
+                for (unsigned extra = 0; extra < 16; extra++) {
+                        ExecProcess p = EXEC_PROCESS_NULL;
+                        rl = saved;
+                        rl.rlim_cur = (rlim_t)count_fds() + extra;
+                        exec_force_fork_fallback(fallback);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+                        int r = exec_spawn(&s, &p);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+                        if (r < 0) {
+                                ck_assert_int_eq(r, -EMFILE);
+                                failures++;
+                        } else {
+                                Result res;
+                                collect(&p, &res);
+                                exec_process_done(&p);
+                                result_clear(&res);
+                                successes++;
+                        }
+                        ck_assert_uint_eq(count_fds(), before);
+                        ck_assert_uint_eq(count_subdirs(cg), 0);
+                        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+                }
+        ck_assert_int_gt(failures, 10);
+        ck_assert_int_gt(successes, 0);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
+START_TEST(test_cgroup_usage)
+{
+        /* CPU time from the cgroup's cpu.stat covers the whole task, also what nobody
+         * waited for: here a CPU-bound shell loop. Only "more than nothing" is
+         * asserted; the split between user and system depends on tick sampling. */
+        _cleanup_free_ char *cg = scratch_cgroup();
+        char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done", NULL};
+        ExecSpec s = spec_for(argv);
+        ExecProcess p = EXEC_PROCESS_NULL;
+        ExecUsage with_ru, without_ru;
+        Result r;
+
+        if (!cg)
+                return;
+        s.cgroup = cg;
+        ck_assert_int_eq(exec_spawn(&s, &p), 0);
+        collect(&p, &r);
+        ck_assert_int_eq(exec_usage(&p, &r.ru, &with_ru), 0);
+        ck_assert_int_eq(exec_usage(&p, NULL, &without_ru), 0);
+        ck_assert_uint_gt(with_ru.user_usec + with_ru.system_usec, 0);
+        ck_assert_uint_eq(with_ru.user_usec, without_ru.user_usec);
+        ck_assert_uint_eq(with_ru.system_usec, without_ru.system_usec);
+        /* No memory.peak without the memory controller: the rusage fills in. */
+        _cleanup_free_ char *peak = strprintf("%s/memory.peak", p.cgroup_path);
+        if (access(peak, F_OK) < 0)
+                ck_assert_uint_eq(with_ru.max_rss_bytes, (uint64_t)r.ru.ru_maxrss * 1024);
+        exec_process_done(&p);
+        result_clear(&r);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
 START_TEST(test_find_cgroup_delegation)
 {
         /* A delegated cgroup, as systemd's Delegate=yes makes it: the trusted.delegate
@@ -619,6 +725,8 @@ static Suite *exec_root_suite(void)
         tcase_add_test(tc, test_cgroup_kill);
         tcase_add_test(tc, test_cgroup_done_kills_leftovers);
         tcase_add_test(tc, test_cgroup_names);
+        tcase_add_test(tc, test_cgroup_fd_exhaustion);
+        tcase_add_test(tc, test_cgroup_usage);
         tcase_add_test(tc, test_find_cgroup_delegation);
         tcase_add_test(tc, test_find_cgroup_and_oom);
         suite_add_tcase(s, tc);
