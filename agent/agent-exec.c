@@ -625,7 +625,8 @@ static int task_cgroup_name(const ExecSpec *spec, char **ret)
                         return -EINVAL;
                 s = strdup(spec->name);
         } else
-                s = strprintf("task-%d-%u", (int)getpid(), ++counter);
+                s = strprintf("task-%d-%u", (int)getpid(),
+                              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
         if (!s)
                 return -ENOMEM;
         *ret = s;
