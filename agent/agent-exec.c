@@ -18,6 +18,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 
 #include "agent/agent-exec.h"
@@ -92,6 +93,7 @@ typedef struct ChildRlimit {
 typedef struct ChildContext {
         char *const *argv;
         char *const *paths; /* execve() candidates in order (PATH lookup) */
+        bool path_search; /* argv[0] had no slash: paths come from PATH */
         char *const *envp;
         const char *workdir;
         int stdin_fd, stdout_fd, stderr_fd; /* child ends, all >= 3 */
@@ -263,7 +265,7 @@ static _noreturn_ void child_run(const ChildContext *c)
                         child_fail(status_fd, STEP_EXEC, errno);
                 }
         }
-        if (c->paths[0] && !c->paths[1]) /* a path with a slash: its own error */
+        if (!c->path_search) /* a path with a slash: its own error */
                 child_fail(status_fd, STEP_EXEC, last_error);
         child_fail(status_fd, STEP_EXEC, saw_eacces ? EACCES : ENOENT);
 }
@@ -623,7 +625,8 @@ static int task_cgroup_name(const ExecSpec *spec, char **ret)
                         return -EINVAL;
                 s = strdup(spec->name);
         } else
-                s = strprintf("task-%d-%u", (int)getpid(), ++counter);
+                s = strprintf("task-%d-%u", (int)getpid(),
+                              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
         if (!s)
                 return -ENOMEM;
         *ret = s;
@@ -815,6 +818,7 @@ int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
 
         c.argv = spec->argv;
         c.paths = paths;
+        c.path_search = !strchr(spec->argv[0], '/');
         c.envp = envp;
         c.workdir = spec->workdir;
         c.stdin_fd = in_r;
@@ -1143,13 +1147,64 @@ static int cgroup_move_all(const char *dir, const char *leaf)
         return -EBUSY;
 }
 
-int exec_find_cgroup(char **ret_path)
+/* Whether dir (own: its path in the hierarchy) was handed to us to manage. A root agent
+ * can write any cgroup, so writability proves nothing for it: systemd marks a unit's
+ * cgroup with the trusted.delegate (and, since v251, user.delegate) xattr when the unit
+ * has Delegate=yes. A non-root agent can only write a cgroup someone delegated to it.
+ * The root of a cgroup namespace (a container) is the container's own; the host's root
+ * cgroup never is ours. The two look alike in /proc/self/cgroup ("0::/"), but only a
+ * non-root cgroup has a cgroup.type file. */
+static int cgroup_is_delegated(const char *dir, const char *own)
+{
+        static const char *const xattrs[] = {"trusted.delegate", "user.delegate"};
+
+        if (streq(own, "/")) {
+                _cleanup_free_ char *type = strprintf("%s/cgroup.type", dir);
+                if (!type)
+                        return -ENOMEM;
+                if (access(type, F_OK) >= 0)
+                        return true;
+                return errno == ENOENT ? false : -errno;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(xattrs); i++) {
+                char v[8];
+                ssize_t k = getxattr(dir, xattrs[i], v, sizeof(v));
+                if (k > 0 && v[0] == '1')
+                        return true;
+        }
+        return geteuid() != 0;
+}
+
+/* The delegated cgroup that holds dir/own as its agent leaf, if that is what they are:
+ * a second call after an earlier one moved us into <delegated>/agent. */
+static int cgroup_already_set_up(const char *mount, const char *own, const char *required,
+                                 char **ret)
+{
+        _cleanup_free_ char *parent_own = NULL, *parent = NULL;
+        const char *base = strrchr(own, '/');
+
+        if (!base || !streq(base + 1, EXEC_AGENT_LEAF))
+                return 0;
+        parent_own = base == own ? strdup("/") : strndup(own, (size_t)(base - own));
+        if (!parent_own)
+                return -ENOMEM;
+        parent = strprintf("%s%s", mount, streq(parent_own, "/") ? "" : parent_own);
+        if (!parent)
+                return -ENOMEM;
+        if ((required && cgroup_has_controller(parent, "cgroup.subtree_control", required) <= 0) ||
+            cgroup_is_delegated(parent, parent_own) <= 0 || cgroup_writable(parent) < 0)
+                return 0;
+        *ret = TAKE_PTR(parent);
+        return 1;
+}
+
+int exec_find_cgroup_requiring(const char *required, char **ret_path)
 {
         _cleanup_free_ char *own = NULL, *dir = NULL, *leaf = NULL;
         const char *mount = NULL;
         int r;
 
-        if (!ret_path)
+        if ((required && !*required) || !ret_path)
                 return -EINVAL;
         r = cgroup2_mount(&mount);
         if (r < 0)
@@ -1161,35 +1216,30 @@ int exec_find_cgroup(char **ret_path)
         if (!dir)
                 return -ENOMEM;
 
-        /* Called again after an earlier call moved us into <delegated>/agent: the
-         * delegated cgroup is the parent, already set up. */
-        const char *base = strrchr(own, '/');
-        if (base && streq(base + 1, EXEC_AGENT_LEAF) && base != own) {
-                _cleanup_free_ char *parent = strndup(dir, strlen(dir) - strlen(base));
-                if (!parent)
-                        return -ENOMEM;
-                if (cgroup_has_controller(parent, "cgroup.subtree_control", "memory") > 0 &&
-                    cgroup_writable(parent) >= 0) {
-                        *ret_path = TAKE_PTR(parent);
-                        return 0;
-                }
-        }
+        r = cgroup_already_set_up(mount, own, required, ret_path);
+        if (r != 0)
+                return r < 0 ? r : 0;
 
         /* On a hybrid host the controllers live in v1 and cgroup2 has none of them. */
-        r = cgroup_has_controller(dir, "cgroup.controllers", "memory");
+        if (required) {
+                r = cgroup_has_controller(dir, "cgroup.controllers", required);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return -EOPNOTSUPP;
+        }
+        r = cgroup_is_delegated(dir, own);
         if (r < 0)
                 return r;
         if (r == 0)
-                return -EOPNOTSUPP;
-        /* The root cgroup is the host's, never a delegation. */
-        if (streq(own, "/"))
                 return -EPERM;
         r = cgroup_writable(dir);
         if (r < 0)
                 return r;
 
         /* "No internal processes": controllers can be enabled for the children only
-         * once no process sits in dir itself, so the agent moves into a leaf first. */
+         * once no process sits in dir itself, so the agent (and whatever else runs in
+         * its cgroup) moves into a leaf first. */
         leaf = strprintf("%s/%s", dir, EXEC_AGENT_LEAF);
         if (!leaf)
                 return -ENOMEM;
@@ -1199,20 +1249,28 @@ int exec_find_cgroup(char **ret_path)
         if (r < 0)
                 return r;
 
-        static const char *const controllers[] = {"memory", "cpu", "pids"};
+        const char *const controllers[] = {required, "memory", "cpu", "pids"};
         for (size_t i = 0; i < ELEMENTSOF(controllers); i++) {
-                char buf[16];
+                char buf[64];
+                if (!controllers[i] || (i > 0 && streq_ptr(controllers[i], required)))
+                        continue;
                 r = cgroup_has_controller(dir, "cgroup.controllers", controllers[i]);
                 if (r <= 0)
                         continue;
                 snprintf(buf, sizeof(buf), "+%s", controllers[i]);
                 r = cgroup_write(dir, "cgroup.subtree_control", buf);
                 if (r < 0) {
-                        if (i == 0) /* memory is what a reservation is about */
+                        if (i == 0)
                                 return r;
                         log_debug_errno(r, "Cannot enable %s in %s: %m", controllers[i], dir);
                 }
         }
         *ret_path = TAKE_PTR(dir);
         return 0;
+}
+
+int exec_find_cgroup(char **ret_path)
+{
+        /* memory is what a reservation is about; cpu and pids come along if there. */
+        return exec_find_cgroup_requiring("memory", ret_path);
 }

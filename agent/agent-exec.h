@@ -77,3 +77,8 @@ int exec_oom_kills(const ExecProcess *p, uint64_t *ret);
 /* For tests: take the fork() + pidfd_open() path that kernels without clone3() (before
  * 5.3) or without CLONE_INTO_CGROUP (before 5.7) take. */
 void exec_force_fork_fallback(bool b);
+
+/* exec_find_cgroup() requiring another controller than "memory", or none (NULL); it
+ * enables that one and memory, cpu and pids where present. For tests on hosts whose
+ * cgroup v2 lacks the memory controller (hybrid hierarchy). */
+int exec_find_cgroup_requiring(const char *controller, char **ret_path);

@@ -4,6 +4,7 @@
  * limit and OOM). Needs root; exits 77 with the reason otherwise. Cases that need a
  * kernel or host feature this machine lacks say so and pass without asserting. */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/magic.h>
@@ -17,6 +18,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include "agent/agent-exec.h"
 #include "basic/alloc-util.h"
@@ -259,8 +261,8 @@ END_TEST
 /* ---- cgroups ---- */
 
 /* A scratch cgroup v2 directory of our own (no controllers needed) next to us in the
- * hierarchy, or NULL with the reason printed. */
-static char *scratch_cgroup(void)
+ * hierarchy, or NULL with the reason printed. ret_own: the directory we are in. */
+static char *scratch_cgroup_full(char **ret_own)
 {
         static const char *const mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
         _cleanup_free_ char *self = NULL;
@@ -287,12 +289,41 @@ static char *scratch_cgroup(void)
         char *dir = strprintf("%s%s/cluster-ai-exec-test-%d", mount, streq(own, "/") ? "" : own,
                               (int)getpid());
         ck_assert_ptr_nonnull(dir);
+        if (ret_own) {
+                *ret_own = strprintf("%s%s", mount, streq(own, "/") ? "" : own);
+                ck_assert_ptr_nonnull(*ret_own);
+        }
         if (mkdir(dir, 0755) < 0) {
                 printf("SKIP cgroup cases: cannot create %s: %s\n", dir, strerror(errno));
                 free(dir);
+                if (ret_own)
+                        *ret_own = mfree(*ret_own);
                 return NULL;
         }
         return dir;
+}
+
+static char *scratch_cgroup(void)
+{
+        return scratch_cgroup_full(NULL);
+}
+
+static void write_str(const char *dir, const char *file, const char *value)
+{
+        _cleanup_free_ char *p = strprintf("%s/%s", dir, file);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_write(fd, value, strlen(value)), 0);
+}
+
+static char *cgroup_of(pid_t pid)
+{
+        _cleanup_free_ char *p = strprintf("/proc/%d/cgroup", (int)pid), *text = NULL;
+        ck_assert_int_eq(read_full_file(p, &text, NULL, 65536), 0);
+        for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"))
+                if (startswith(l, "0::"))
+                        return strdup(l + 3);
+        return NULL;
 }
 
 static bool dir_exists(const char *p)
@@ -504,6 +535,182 @@ START_TEST(test_find_cgroup_and_oom)
 }
 END_TEST
 
+static unsigned count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+        struct dirent *de;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static unsigned count_subdirs(const char *dir)
+{
+        DIR *d = opendir(dir);
+        unsigned n = 0;
+        struct dirent *de;
+
+        ck_assert_ptr_nonnull(d);
+        while ((de = readdir(d)))
+                if (de->d_type == DT_DIR && de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+START_TEST(test_cgroup_fd_exhaustion)
+{
+        /* EMFILE at every step of a spawn into a cgroup (the cgroup's directory fd,
+         * the fork path's cgroup.procs): no fd, no child and no task cgroup is left. */
+        _cleanup_free_ char *cg = scratch_cgroup();
+        char *argv[] = {"true", NULL};
+        ExecSpec s = spec_for(argv);
+        struct rlimit saved, rl;
+        int failures = 0, successes = 0;
+
+        if (!cg)
+                return;
+        s.cgroup = cg;
+        s.name = "fds";
+        unsigned before = count_fds();
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        for (int fallback = 0; fallback < 2; fallback++)
+                for (unsigned extra = 0; extra < 16; extra++) {
+                        ExecProcess p = EXEC_PROCESS_NULL;
+                        rl = saved;
+                        rl.rlim_cur = (rlim_t)count_fds() + extra;
+                        exec_force_fork_fallback(fallback);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+                        int r = exec_spawn(&s, &p);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+                        if (r < 0) {
+                                ck_assert_int_eq(r, -EMFILE);
+                                failures++;
+                        } else {
+                                Result res;
+                                collect(&p, &res);
+                                exec_process_done(&p);
+                                result_clear(&res);
+                                successes++;
+                        }
+                        ck_assert_uint_eq(count_fds(), before);
+                        ck_assert_uint_eq(count_subdirs(cg), 0);
+                        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+                }
+        ck_assert_int_gt(failures, 10);
+        ck_assert_int_gt(successes, 0);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
+START_TEST(test_cgroup_usage)
+{
+        /* CPU time from the cgroup's cpu.stat covers the whole task, also what nobody
+         * waited for: here a CPU-bound shell loop. Only "more than nothing" is
+         * asserted; the split between user and system depends on tick sampling. */
+        _cleanup_free_ char *cg = scratch_cgroup();
+        char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done", NULL};
+        ExecSpec s = spec_for(argv);
+        ExecProcess p = EXEC_PROCESS_NULL;
+        ExecUsage with_ru, without_ru;
+        Result r;
+
+        if (!cg)
+                return;
+        s.cgroup = cg;
+        ck_assert_int_eq(exec_spawn(&s, &p), 0);
+        collect(&p, &r);
+        ck_assert_int_eq(exec_usage(&p, &r.ru, &with_ru), 0);
+        ck_assert_int_eq(exec_usage(&p, NULL, &without_ru), 0);
+        ck_assert_uint_gt(with_ru.user_usec + with_ru.system_usec, 0);
+        ck_assert_uint_eq(with_ru.user_usec, without_ru.user_usec);
+        ck_assert_uint_eq(with_ru.system_usec, without_ru.system_usec);
+        /* No memory.peak without the memory controller: the rusage fills in. */
+        _cleanup_free_ char *peak = strprintf("%s/memory.peak", p.cgroup_path);
+        if (access(peak, F_OK) < 0)
+                ck_assert_uint_eq(with_ru.max_rss_bytes, (uint64_t)r.ru.ru_maxrss * 1024);
+        exec_process_done(&p);
+        result_clear(&r);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
+START_TEST(test_find_cgroup_delegation)
+{
+        /* A delegated cgroup, as systemd's Delegate=yes makes it: the trusted.delegate
+         * mark, the agent and a helper process inside. exec_find_cgroup moves both into
+         * the agent leaf so that controllers could be enabled for the tasks' cgroups. No
+         * controller is required here: this host has none in cgroup v2. */
+        _cleanup_free_ char *own = NULL, *cg = scratch_cgroup_full(&own), *path = NULL,
+                            *again = NULL;
+        int status;
+
+        if (!cg)
+                return;
+        pid_t helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                for (;;)
+                        pause();
+        }
+        _cleanup_free_ char *helper_pid = strprintf("%d", (int)helper);
+        write_str(cg, "cgroup.procs", helper_pid);
+        write_str(cg, "cgroup.procs", "0");
+
+        /* Not marked: a root agent may write any cgroup, that proves nothing. */
+        ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &path), -EPERM);
+        ck_assert_ptr_null(path);
+        if (setxattr(cg, "trusted.delegate", "1", 1, 0) < 0) {
+                printf("SKIP delegation case: cannot set trusted.delegate on %s: %s\n", cg,
+                       strerror(errno));
+        } else {
+                ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &path), 0);
+                ck_assert_str_eq(path, cg);
+                const char *rel = strstr(cg, "/cluster-ai-exec-test-");
+                _cleanup_free_ char *leaf_rel = strprintf("%s/agent", rel);
+                _cleanup_free_ char *mine = cgroup_of(getpid()), *its = cgroup_of(helper);
+                ck_assert_ptr_nonnull(endswith(mine, leaf_rel));
+                ck_assert_ptr_nonnull(endswith(its, leaf_rel));
+                _cleanup_free_ char *procs = NULL, *procs_path = strprintf("%s/cgroup.procs", cg);
+                ck_assert_int_eq(read_full_file(procs_path, &procs, NULL, 4096), 0);
+                ck_assert_str_eq(procs, "");
+
+                /* Again, from inside the leaf: the same cgroup, nothing moves. */
+                ck_assert_int_eq(exec_find_cgroup_requiring(NULL, &again), 0);
+                ck_assert_str_eq(again, cg);
+                /* A controller the host lacks: refused, not half set up. */
+                free(again);
+                again = NULL;
+                ck_assert_int_eq(exec_find_cgroup_requiring("no-such-controller", &again),
+                                 -EOPNOTSUPP);
+
+                /* A task placed below it. */
+                char *argv[] = {"cat", "/proc/self/cgroup", NULL};
+                ExecSpec s = spec_for(argv);
+                Result r;
+                s.cgroup = path;
+                s.name = "task-1";
+                ck_assert_int_eq(run(&s, &r), 0);
+                _cleanup_free_ char *line = strprintf("0::%s/task-1\n", rel);
+                ck_assert_ptr_nonnull(strstr(r.out, line));
+                result_clear(&r);
+        }
+
+        write_str(own, "cgroup.procs", "0");
+        ck_assert_int_eq(kill(helper, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(helper, &status, 0), helper);
+        _cleanup_free_ char *leaf = strprintf("%s/agent", cg);
+        (void)rmdir(leaf);
+        ck_assert_int_eq(rmdir(cg), 0);
+}
+END_TEST
+
 static Suite *exec_root_suite(void)
 {
         Suite *s = suite_create("agent-exec-root");
@@ -518,6 +725,9 @@ static Suite *exec_root_suite(void)
         tcase_add_test(tc, test_cgroup_kill);
         tcase_add_test(tc, test_cgroup_done_kills_leftovers);
         tcase_add_test(tc, test_cgroup_names);
+        tcase_add_test(tc, test_cgroup_fd_exhaustion);
+        tcase_add_test(tc, test_cgroup_usage);
+        tcase_add_test(tc, test_find_cgroup_delegation);
         tcase_add_test(tc, test_find_cgroup_and_oom);
         suite_add_tcase(s, tc);
         return s;

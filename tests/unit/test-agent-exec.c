@@ -460,6 +460,10 @@ START_TEST(test_spawn_errors)
         s.argv = argv_abs_missing;
         ck_assert_int_eq(exec_spawn(&s, &p), -ENOENT);
         assert_no_children();
+        char *argv_notdir[] = {"/etc/passwd/x", NULL};
+        s.argv = argv_notdir;
+        ck_assert_int_eq(exec_spawn(&s, &p), -ENOTDIR);
+        assert_no_children();
 
         write_file("noexec", "#!/bin/sh\necho x\n", 0644, &noexec);
         char *argv_noexec[] = {noexec, NULL};
@@ -701,6 +705,68 @@ START_TEST(test_no_fd_leaks)
 }
 END_TEST
 
+START_TEST(test_fd_exhaustion)
+{
+        /* Every fd the spawn needs can be the one that fails (EMFILE): each soft limit
+         * from "nothing free" upwards fails at a different step. None may leak an fd or
+         * leave a child behind, and with enough room the spawn works. */
+        char *argv[] = {"sh", "-c", "echo ok", NULL};
+        ExecSpec s = spec_for(argv);
+        struct rlimit saved, rl;
+        unsigned before = count_fds();
+        int successes = 0, failures = 0;
+
+        s.want_stdin = true;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        for (int fallback = 0; fallback < 2; fallback++)
+                for (unsigned extra = 0; extra < 14; extra++) {
+                        ExecProcess p = EXEC_PROCESS_NULL;
+                        int fds_now = (int)count_fds();
+                        rl = saved;
+                        /* fds are numbered from 0: the limit is one past the highest */
+                        rl.rlim_cur = (rlim_t)fds_now + extra;
+                        exec_force_fork_fallback(fallback);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+                        int r = exec_spawn(&s, &p);
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+                        if (r < 0) {
+                                ck_assert_int_eq(r, -EMFILE);
+                                ck_assert_int_eq(p.pid, 0);
+                                failures++;
+                        } else {
+                                Result res;
+                                collect(&p, NULL, 4096, &res);
+                                exec_process_done(&p);
+                                ck_assert_str_eq(res.out, "ok\n");
+                                result_clear(&res);
+                                successes++;
+                        }
+                        ck_assert_uint_eq(count_fds(), before);
+                        assert_no_children();
+                }
+        ck_assert_int_gt(failures, 8);
+        ck_assert_int_gt(successes, 0);
+}
+END_TEST
+
+START_TEST(test_change_user_unprivileged)
+{
+        char *argv[] = {"true", NULL};
+        ExecSpec s = spec_for(argv);
+        ExecProcess p = EXEC_PROCESS_NULL;
+
+        if (geteuid() == 0)
+                return; /* the root suite changes user for real */
+        /* Without the privilege setgroups() fails in the child: a hard error, never a
+         * task that silently runs as the agent's user. */
+        s.change_user = true;
+        s.uid = 65534;
+        s.gid = 65534;
+        ck_assert_int_eq(exec_spawn(&s, &p), -EPERM);
+        assert_no_children();
+}
+END_TEST
+
 START_TEST(test_fork_fallback_basics)
 {
         char *argv[] = {"sh", "-c", "echo out; echo err >&2; exit 7", NULL};
@@ -870,6 +936,8 @@ static Suite *exec_suite(void)
         tcase_add_test(tc, test_large_output_slow_reader);
         tcase_add_test(tc, test_fds_not_inherited);
         tcase_add_test(tc, test_no_fd_leaks);
+        tcase_add_test(tc, test_fd_exhaustion);
+        tcase_add_test(tc, test_change_user_unprivileged);
         tcase_add_test(tc, test_fork_fallback_basics);
         tcase_add_test(tc, test_closed_stdio_in_parent);
         tcase_add_test(tc, test_usage_from_rusage);
