@@ -743,6 +743,19 @@ static void reap(pid_t pid)
                 ;
 }
 
+/* A limit is a cap, never a raise: the agent's own hard limit (a container's, or the
+ * service manager's LimitNOFILE=) bounds it, since raising it needs CAP_SYS_RESOURCE
+ * that the agent should not need. */
+static ChildRlimit child_rlimit(int resource, uint64_t v)
+{
+        struct rlimit cur;
+        rlim_t l = (rlim_t)v;
+
+        if (getrlimit(resource, &cur) >= 0 && cur.rlim_max != RLIM_INFINITY && l > cur.rlim_max)
+                l = cur.rlim_max;
+        return (ChildRlimit){resource, {l, l}};
+}
+
 int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
 {
         _cleanup_strv_free_ char **envp = NULL, **paths = NULL;
@@ -768,16 +781,13 @@ int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
                 return r;
 
         if (spec->max_open_files > 0)
-                c.rlimits[c.n_rlimits++] =
-                        (ChildRlimit){RLIMIT_NOFILE, {spec->max_open_files, spec->max_open_files}};
+                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_NOFILE, spec->max_open_files);
         if (spec->max_file_size > 0)
-                c.rlimits[c.n_rlimits++] =
-                        (ChildRlimit){RLIMIT_FSIZE, {spec->max_file_size, spec->max_file_size}};
+                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_FSIZE, spec->max_file_size);
         /* RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid
          * of the task's own, never for the agent's. */
         if (spec->change_user && spec->max_processes > 0)
-                c.rlimits[c.n_rlimits++] =
-                        (ChildRlimit){RLIMIT_NPROC, {spec->max_processes, spec->max_processes}};
+                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_NPROC, spec->max_processes);
 
         if (spec->want_stdin) {
                 if ((r = pipe_cloexec(fds)) < 0)

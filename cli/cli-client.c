@@ -118,7 +118,8 @@ int client_connect(Client **ret)
         env.msg_case = CLUSTER__ENVELOPE__MSG_HELLO;
         env.hello = &hello;
         r = conn_send(c->conn, &env);
-        if (r < 0)
+        /* -ENOTCONN: the connect failed; on_close brings the reason from the loop. */
+        if (r < 0 && r != -ENOTCONN)
                 return log_error_errno(r, "Failed to talk to the scheduler: %m");
         while (!c->welcomed && !c->closed) {
                 r = loop_run_once(c->loop, USEC_INFINITY);

@@ -254,7 +254,7 @@ int verb_run(int argc, char **argv)
         uint32_t u;
         int c, r;
 
-        optind = 1;
+        optind = 0;
         /* '+': stop at the first non-option, so the command's own options are its own. */
         while ((c = getopt_long(argc, argv, "+c:m:a:t:e:nh", options, NULL)) >= 0)
                 switch (c) {

@@ -111,7 +111,7 @@ static bool parse_json_flag(int argc, char **argv, const char *usage)
                                                 {}};
         int c;
 
-        optind = 1;
+        optind = 0;
         while ((c = getopt_long(argc, argv, "jh", options, NULL)) >= 0)
                 switch (c) {
                 case 'j':

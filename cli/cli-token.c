@@ -43,7 +43,7 @@ int verb_token(int argc, char **argv)
         uint64_t ttl = 0;
         int c, r;
 
-        optind = 1;
+        optind = 0;
         while ((c = getopt_long(argc, argv, "t:d:jh", options, NULL)) >= 0)
                 switch (c) {
                 case 't':

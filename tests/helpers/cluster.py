@@ -152,7 +152,7 @@ class Cluster:
 
     def token(self):
         r = self.cli("token", "create", "--description", "test")
-        return r.stdout.strip()
+        return r.stdout.decode().strip()
 
     # -- the CLI -----------------------------------------------------------------
 

@@ -134,7 +134,7 @@ def run_timeout(c):
 
 def processes_with(marker):
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode()
-    return [l for l in out.splitlines() if marker in l and "ps -eo" not in l]
+    return [l for l in out.splitlines() if l.startswith(marker)]
 
 
 @case
