@@ -14,6 +14,7 @@
 #include <linux/types.h>
 
 #include "basic/alloc-util.h"
+#include "basic/fd-util.h"
 #include "basic/string-util.h"
 #include "basic/strv.h"
 #include "probe-internal.h"
@@ -316,16 +317,22 @@ int probe_bpf_new(const ProbeOptions *opts, bool track_cgroups, ProbeBpf **ret,
                 return r;
         }
 
-        /* A trivial raw tracepoint program: tells "not allowed" (EPERM without CAP_BPF
-         * and CAP_PERFMON) from everything else before the real sets try. */
-        r = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL);
-        if (r == -EPERM || r == -EACCES) {
-                *ret_reason = "not allowed to load BPF programs (needs CAP_BPF and CAP_PERFMON)";
+        /* A one-entry map tells "not allowed" (EPERM without CAP_BPF, or without root
+         * on kernels older than 5.8) from everything else before the real sets try;
+         * libbpf's program-type probe reports both as "unsupported". */
+        r = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, sizeof(__u32), sizeof(__u32), 1, NULL);
+        if (r < 0) {
+                *ret_reason = r == -EPERM || r == -EACCES
+                        ? "not allowed to load BPF programs (needs CAP_BPF and "
+                          "CAP_PERFMON)"
+                        : "the kernel cannot create BPF maps";
                 return r;
         }
-        if (r == 0) {
+        safe_close(r);
+        r = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_RAW_TRACEPOINT, NULL);
+        if (r <= 0) {
                 *ret_reason = "the kernel cannot load raw tracepoint programs";
-                return -EOPNOTSUPP;
+                return r < 0 ? r : -EOPNOTSUPP;
         }
         /* No such probe for tp_btf: libbpf 1.1 reports BPF_PROG_TYPE_TRACING as missing on
          * every kernel (it tries without an attach target). Loading it is the probe. */

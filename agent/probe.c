@@ -283,6 +283,7 @@ int probes_unwatch(Probes *p, uint64_t id)
         return 0;
 }
 
+#if HAVE_BPF
 static void fill_percentiles(const ProbeHistogram *h, double *p50, double *p99, uint64_t *events)
 {
         double v;
@@ -292,7 +293,6 @@ static void fill_percentiles(const ProbeHistogram *h, double *p50, double *p99, 
         *p99 = probe_histogram_percentile(h, 99, &v) >= 0 ? v : 0;
 }
 
-#if HAVE_BPF
 /* Reads a cumulative map histogram and leaves the interval's percentiles in s. */
 static int sample_hist(ProbeHistogram *prev, int (*read)(ProbeBpf *, ProbeHistogram *), ProbeBpf *b,
                        double *p50, double *p99, uint64_t *events)
