@@ -41,8 +41,10 @@ const char *probe_program_to_string(ProbeProgram p)
         return p >= 0 && p < _PROBE_PROGRAM_MAX ? program_names[p] : NULL;
 }
 
-/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17. */
+/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17.
+ * A map whose name ends in the other kind's suffix is not created (bpf/runqlat.bpf.c). */
 static const char *const kinds[] = {"tp_btf", "raw_tp"};
+static const char *const kind_map_suffix[] = {"_btf", "_raw"};
 
 typedef struct ProbeSet {
         void *skel;
@@ -178,10 +180,25 @@ static bool is_disabled(char *const *disable, const char *set, const char *kind)
 
 /* Keeps the programs of one kind; fails with -ENOENT (naming the hook) when the kernel
  * lacks a tracepoint one of them needs. */
-static int set_select_kind(ProbeBpf *b, ProbeSet *set, const char *kind, const char **ret_hook)
+static int set_select_kind(ProbeBpf *b, ProbeSet *set, size_t k, const char **ret_hook)
 {
+        const char *kind = kinds[k];
         struct bpf_program *prog;
+        struct bpf_map *map;
         int r;
+
+        bpf_object__for_each_map(map, set->obj)
+        {
+                const char *name = bpf_map__name(map);
+                bool other = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(kind_map_suffix); i++)
+                        if (i != k && endswith(name, kind_map_suffix[i]))
+                                other = true;
+                r = bpf_map__set_autocreate(map, !other);
+                if (r < 0)
+                        return r;
+        }
 
         bpf_object__for_each_program(prog, set->obj)
         {
@@ -255,7 +272,7 @@ static void set_load(ProbeBpf *b, const ProbeOptions *opts, ProbeProgram p)
                         set_reason(set, "%s: opening failed: %s", kind, strerror(-r));
                         return;
                 }
-                r = set_select_kind(b, set, kind, &hook);
+                r = set_select_kind(b, set, k, &hook);
                 if (r == -ENOENT) {
                         set_reason(set, "kernel has no tracepoint %s", hook);
                         set_close(set);
@@ -349,6 +366,10 @@ int probe_bpf_new(const ProbeOptions *opts, bool track_cgroups, ProbeBpf **ret,
 
         for (ProbeProgram p = 0; p < _PROBE_PROGRAM_MAX; p++)
                 set_load(b, opts, p);
+        /* The parsed kernel BTF is tens of MiB that every fork() of the owner would copy
+         * page tables for; it is only needed while loading. */
+        btf__free(b->vmlinux);
+        b->vmlinux = NULL;
 
         *ret = TAKE_PTR(b);
         return 0;
