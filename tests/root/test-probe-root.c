@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -98,7 +99,7 @@ static void sleeper(unsigned n)
                 nanosleep(&ts, NULL);
 }
 
-static double runq_p99(Probes *p, unsigned wakeups, uint64_t *ret_events)
+static double runq_p99(Probes *p, unsigned wakeups, uint64_t *ret_events, double *ret_p50)
 {
         ProbeSnapshot s;
         double v;
@@ -110,47 +111,64 @@ static double runq_p99(Probes *p, unsigned wakeups, uint64_t *ret_events)
         ck_assert_int_eq(s.source[PROBE_METRIC_RUNQ_LATENCY], PROBE_SOURCE_BPF);
         v = s.runq_latency_p99_us;
         *ret_events = s.runq_events;
+        *ret_p50 = s.runq_latency_p50_us;
         probe_snapshot_done(&s);
         return v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
 }
 
 START_TEST(test_runq_latency_under_hog)
 {
         _cleanup_(probes_freep) Probes *p = NULL;
-        pid_t hogs[3];
-        uint64_t idle_events, hog_events;
-        double idle, hog;
+        double idle[5], hog[5], idle50[5], hog50[5];
+        uint64_t events;
 
         /* Only this process's waits count, so other work on the host does not blur the
-         * picture; the hogs are separate processes on the same CPU. */
+         * picture; the hogs are separate processes on the same CPU. Everything runs at
+         * nice -10 (the hogs inherit it) so that other tasks on the host weigh little
+         * against both phases, and the phases alternate: the medians compare. */
         pin_to_cpu(0);
+        ck_assert_int_eq(setpriority(PRIO_PROCESS, 0, -10), 0);
         p = probes_with(true, NULL, getpid());
         ck_assert_int_eq(probes_source(p, PROBE_METRIC_RUNQ_LATENCY), PROBE_SOURCE_BPF);
 
-        idle = runq_p99(p, 400, &idle_events);
+        for (size_t round = 0; round < ELEMENTSOF(idle); round++) {
+                pid_t hogs[3];
 
-        for (size_t i = 0; i < ELEMENTSOF(hogs); i++) {
-                hogs[i] = fork();
-                ck_assert_int_ge(hogs[i], 0);
-                if (hogs[i] == 0) {
-                        volatile uint64_t x = 0;
-                        for (;;)
-                                x++;
+                idle[round] = runq_p99(p, 300, &events, &idle50[round]);
+                ck_assert_uint_ge(events, 100);
+
+                for (size_t i = 0; i < ELEMENTSOF(hogs); i++) {
+                        hogs[i] = fork();
+                        ck_assert_int_ge(hogs[i], 0);
+                        if (hogs[i] == 0) {
+                                volatile uint64_t x = 0;
+                                for (;;)
+                                        x++;
+                        }
                 }
+                hog[round] = runq_p99(p, 300, &events, &hog50[round]);
+                for (size_t i = 0; i < ELEMENTSOF(hogs); i++) {
+                        kill(hogs[i], SIGKILL);
+                        waitpid(hogs[i], NULL, 0);
+                }
+                ck_assert_uint_ge(events, 100);
+                printf("runq p50/p99: idle %.1f/%.1f us, with 3 hogs %.1f/%.1f us\n", idle50[round],
+                       idle[round], hog50[round], hog[round]);
         }
-        hog = runq_p99(p, 400, &hog_events);
-        for (size_t i = 0; i < ELEMENTSOF(hogs); i++) {
-                kill(hogs[i], SIGKILL);
-                waitpid(hogs[i], NULL, 0);
-        }
+        qsort(idle, ELEMENTSOF(idle), sizeof(double), cmp_double);
+        qsort(hog, ELEMENTSOF(hog), sizeof(double), cmp_double);
 
-        printf("runq p99: idle %.1f us (%" PRIu64 " waits), with 3 hogs %.1f us (%" PRIu64
-               " waits)\n",
-               idle, idle_events, hog, hog_events);
-        ck_assert_uint_ge(idle_events, 100);
-        ck_assert_uint_ge(hog_events, 100);
-        /* a clear margin: the hogs hold the CPU for whole slices */
-        ck_assert_msg(hog > 4 * idle && hog >= 500, "p99 idle %.1f us, hog %.1f us", idle, hog);
+        /* A clear margin: the hogs hold the CPU for whole slices (ms), where the sleeper
+         * alone waits µs; the idle rounds still catch the host's other work now and then
+         * (seen up to ~5 ms on a busy 2-CPU machine), hence medians and a 2x margin. */
+        ck_assert_msg(hog[2] > 2 * idle[2] && hog[2] >= 2000,
+                      "median p99 idle %.1f us, hog %.1f us", idle[2], hog[2]);
 }
 END_TEST
 
