@@ -251,6 +251,143 @@ START_TEST(test_fallback_has_same_fields)
 }
 END_TEST
 
+/* Burns at least usec of this process's CPU time. */
+static void burn_cpu(usec_t usec)
+{
+        struct timespec ts;
+        volatile uint64_t x = 0;
+
+        for (;;) {
+                for (int i = 0; i < 100000; i++)
+                        x += (uint64_t)i;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+                if ((usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000 >= usec)
+                        return;
+        }
+}
+
+/* A child that waits for a byte on go, then forks a grandchild that burns 200 ms of CPU,
+ * reaps it and exits. */
+static pid_t spawn_forking_burner(int *ret_go)
+{
+        int go[2];
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+                pid_t g;
+
+                safe_close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(1);
+                g = fork();
+                if (g < 0)
+                        _exit(1);
+                if (g == 0) {
+                        burn_cpu(200 * USEC_PER_MSEC);
+                        _exit(0);
+                }
+                waitpid(g, NULL, 0);
+                _exit(0);
+        }
+        safe_close(go[0]);
+        *ret_go = go[1];
+        return pid;
+}
+
+START_TEST(test_task_cpu_follows_children)
+{
+        _cleanup_(probes_freep) Probes *p = probes_with(true, NULL, 0);
+        ProbeSnapshot s;
+        int go;
+        pid_t pid;
+
+        ck_assert_int_eq(probes_source(p, PROBE_METRIC_TASK_CPU), PROBE_SOURCE_BPF);
+        pid = spawn_forking_burner(&go);
+        ck_assert_int_eq(probes_watch_pid(p, pid, 0), 0);
+        ck_assert_int_eq(write(go, "x", 1), 1);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        safe_close(go);
+
+        /* The process is gone; what it and its child used stays under its id. */
+        ck_assert_int_eq(probes_sample(p, now(CLOCK_MONOTONIC), &s), 0);
+        ck_assert_uint_eq(s.n_tasks, 1);
+        ck_assert_uint_eq(s.tasks[0].id, (uint64_t)pid);
+        printf("task cpu (process + forked child): %" PRIu64 " us\n", s.tasks[0].cpu_usec);
+        ck_assert_uint_ge(s.tasks[0].cpu_usec, 190 * USEC_PER_MSEC);
+        ck_assert_uint_le(s.tasks[0].cpu_usec, 10 * USEC_PER_SEC);
+        probe_snapshot_done(&s);
+        ck_assert_int_eq(probes_unwatch(p, (uint64_t)pid), 0);
+}
+END_TEST
+
+/* The cgroup v2 mount, or NULL. */
+static const char *cgroup2_mount(void)
+{
+        static const char *const candidates[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+        struct stat st;
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+                _cleanup_free_ char *procs = strprintf("%s/cgroup.procs", candidates[i]);
+                _cleanup_free_ char *ctl = strprintf("%s/cgroup.controllers", candidates[i]);
+                if (procs && ctl && stat(procs, &st) >= 0 && stat(ctl, &st) >= 0)
+                        return candidates[i];
+        }
+        return NULL;
+}
+
+START_TEST(test_task_cpu_by_cgroup)
+{
+        const char *mnt = cgroup2_mount();
+        bool bpf_modes[] = {true, false};
+
+        if (!mnt) {
+                printf("skipping cgroup accounting: no cgroup v2 mount\n");
+                return;
+        }
+        for (size_t m = 0; m < ELEMENTSOF(bpf_modes); m++) {
+                _cleanup_(probes_freep) Probes *p = probes_with(bpf_modes[m], NULL, 0);
+                _cleanup_free_ char *dir = strprintf("%s/probe-test-%d-%zu", mnt, (int)getpid(), m);
+                _cleanup_free_ char *procs = NULL;
+                _cleanup_fclose_ FILE *f = NULL;
+                ProbeSnapshot s;
+                struct stat st;
+                int go;
+                pid_t pid;
+
+                ck_assert_ptr_nonnull(dir);
+                ck_assert_int_eq(mkdir(dir, 0755), 0);
+                ck_assert_int_eq(stat(dir, &st), 0);
+                pid = spawn_forking_burner(&go);
+                procs = strprintf("%s/cgroup.procs", dir);
+                f = fopen(procs, "we");
+                ck_assert_ptr_nonnull(f);
+                ck_assert_int_gt(fprintf(f, "%d\n", (int)pid), 0);
+                ck_assert_int_eq(fflush(f), 0);
+
+                /* the cgroup id is its directory's inode number */
+                ck_assert_int_eq(probes_watch_pid(p, pid, (uint64_t)st.st_ino), 0);
+                ck_assert_int_eq(write(go, "x", 1), 1);
+                ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+                safe_close(go);
+
+                ck_assert_int_eq(probes_sample(p, now(CLOCK_MONOTONIC), &s), 0);
+                ck_assert_int_eq(s.source[PROBE_METRIC_TASK_CPU],
+                                 bpf_modes[m] ? PROBE_SOURCE_BPF : PROBE_SOURCE_PROC);
+                ck_assert_uint_eq(s.n_tasks, 1);
+                ck_assert_uint_eq(s.tasks[0].id, (uint64_t)st.st_ino);
+                printf("cgroup cpu (%s): %" PRIu64 " us\n", bpf_modes[m] ? "bpf" : "proc",
+                       s.tasks[0].cpu_usec);
+                ck_assert_uint_ge(s.tasks[0].cpu_usec, 190 * USEC_PER_MSEC);
+                probe_snapshot_done(&s);
+                ck_assert_int_eq(rmdir(dir), 0);
+        }
+}
+END_TEST
+
 static int set_caps(uint64_t caps)
 {
         struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -418,6 +555,8 @@ int main(void)
         tcase_add_test(tc, test_runq_latency_under_hog);
         tcase_add_test(tc, test_io_latency_under_direct_writes);
         tcase_add_test(tc, test_fallback_has_same_fields);
+        tcase_add_test(tc, test_task_cpu_follows_children);
+        tcase_add_test(tc, test_task_cpu_by_cgroup);
         tcase_add_test(tc, test_non_root_with_caps);
         tcase_add_test(tc, test_disabled_program_degrades);
         suite_add_tcase(s, tc);
