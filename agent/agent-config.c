@@ -32,6 +32,8 @@ static const ConfigItem agent_config_table[] = {
         {"limits.max_open_files", CONFIG_U64, F(max_open_files)},
         {"limits.max_file_size", CONFIG_SIZE, F(max_file_size)},
         {"log_level", CONFIG_LOG_LEVEL, F(log_level)},
+        {"probes.bpf", CONFIG_BOOL, F(probes_bpf)},
+        {"probes.disable", CONFIG_STRV, F(probes_disable)},
 };
 #undef F
 
@@ -70,6 +72,7 @@ int agent_config_init(AgentConfig *c)
                 .max_open_files = 65536,
                 .max_file_size = 0,
                 .log_level = LOG_INFO,
+                .probes_bpf = true,
         };
         if (!c->scheduler || !c->name || !c->cluster || !c->token || !c->token_file ||
             !c->state_dir || !c->run_as || !c->task_dir) {

@@ -26,6 +26,8 @@ typedef struct AgentConfig {
         uint64_t max_open_files;
         uint64_t max_file_size;
         int log_level;
+        bool probes_bpf;
+        char **probes_disable;
 } AgentConfig;
 
 int agent_config_init(AgentConfig *c);

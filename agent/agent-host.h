@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* What this host is (sent once on joining) and how loaded it is (sent in every
- * heartbeat), read from the kernel's files. */
+/* What this host is, sent once on joining. How loaded it is comes from the probes
+ * (agent/probe.h). */
 
 #include "basic/macro.h"
 #include "cluster.pb-c.h"
@@ -18,10 +18,3 @@ typedef struct HostInfo {
 
 int host_info_read(HostInfo *ret);
 
-/* CPU busy needs two samples: keep the previous one here. */
-typedef struct LoadSampler {
-        uint64_t prev_busy, prev_total;
-} LoadSampler;
-
-/* Fills the scalar fields of load (probe_source is a static string). */
-int load_sample(LoadSampler *s, Cluster__Load *load);

@@ -48,6 +48,8 @@ Manager *manager_free(Manager *m)
         loop_source_free(m->sigterm);
         loop_source_free(m->sigint);
         loop_source_free(m->sighup);
+        loop_source_free(m->probe_events);
+        probes_free(m->probes);
         loop_free(m->loop);
         tls_identity_unref(m->identity);
         agent_config_done(&m->config);
@@ -84,8 +86,14 @@ static void send_heartbeat(Manager *m)
         Cluster__Heartbeat hb = CLUSTER__HEARTBEAT__INIT;
         Cluster__Load load = CLUSTER__LOAD__INIT;
         Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
+        ProbeSnapshot snap = {};
+        int r;
 
-        (void)load_sample(&m->load, &load);
+        r = probes_sample(m->probes, now(CLOCK_MONOTONIC), &snap);
+        if (r < 0)
+                log_debug_errno(r, "Failed to sample the probes: %m");
+        else
+                probe_snapshot_to_load(&snap, &load);
         load.running_tasks = (uint32_t)hashmap_size(m->tasks);
         load.used_cpus = m->used_cpus;
         load.used_memory_bytes = m->used_memory;
@@ -94,6 +102,7 @@ static void send_heartbeat(Manager *m)
         env.msg_case = CLUSTER__ENVELOPE__MSG_HEARTBEAT;
         env.heartbeat = &hb;
         (void)manager_send(m, &env);
+        probe_snapshot_done(&snap);
 }
 
 static void on_heartbeat(LoopSource *s, void *userdata)
@@ -411,6 +420,40 @@ static int load_token(Manager *m)
         return 0;
 }
 
+static void on_probe_events(LoopSource *s, int fd, uint32_t revents, void *userdata)
+{
+        Manager *m = userdata;
+
+        (void)probes_handle_events(m->probes);
+}
+
+/* eBPF where the kernel and our capabilities allow it, /proc and PSI otherwise; the
+ * probes say which source each metric has (and why) themselves. */
+static int setup_probes(Manager *m)
+{
+        ProbeOptions opts = {
+                .enable_bpf = m->config.probes_bpf,
+                .disable = m->config.probes_disable,
+                .interval = USEC_PER_SEC,
+        };
+        ProbeSnapshot warm = {};
+        int fd, r;
+
+        r = probes_new(&opts, &m->probes);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the host probes: %m");
+        fd = probes_event_fd(m->probes);
+        if (fd >= 0) {
+                r = loop_add_io(m->loop, fd, POLLIN, on_probe_events, m, &m->probe_events);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch the probes' ring buffer: %m");
+        }
+        /* Rates need a previous sample: take one now so the first heartbeat has them. */
+        if (probes_sample(m->probes, now(CLOCK_MONOTONIC), &warm) >= 0)
+                probe_snapshot_done(&warm);
+        return 0;
+}
+
 static int setup_user(Manager *m)
 {
         struct passwd pw, *res = NULL;
@@ -500,7 +543,9 @@ int manager_startup(Manager *m)
                 if (r < 0)
                         return log_error_errno(r, "Failed to add watchdog timer: %m");
         }
-        (void)load_sample(&m->load, &(Cluster__Load)CLUSTER__LOAD__INIT);
+        r = setup_probes(m);
+        if (r < 0)
+                return r;
 
         log_info("Agent %s starting: %u CPUs, %" PRIu64 " MiB, up to %u tasks, scheduler %s.",
                  m->config.name, m->config.cpus ?: m->host.cpus,

@@ -7,6 +7,7 @@
 #include "agent/agent-config.h"
 #include "agent/agent-exec.h"
 #include "agent/agent-host.h"
+#include "agent/probe.h"
 #include "basic/hashmap.h"
 #include "basic/time-util.h"
 #include "cluster.pb-c.h"
@@ -51,7 +52,8 @@ struct Manager {
         Loop *loop;
         TlsIdentity *identity;
         HostInfo host;
-        LoadSampler load;
+        Probes *probes;
+        LoopSource *probe_events;
 
         Conn *conn;
         LinkState link;

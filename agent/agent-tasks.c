@@ -61,6 +61,8 @@ AgentTask *agent_task_free(AgentTask *t)
                         usleep(1000);
                 }
         }
+        if (t->proc.pid > 0)
+                (void)probes_unwatch(m->probes, t->id);
         loop_source_free(t->child);
         loop_source_free(t->timeout_timer);
         loop_source_free(t->kill_timer);
@@ -453,6 +455,10 @@ void task_handle_start(Manager *m, const Cluster__TaskStart *ts)
                 agent_task_free(t);
                 return;
         }
+
+        r = probes_watch_pid(m->probes, t->proc.pid, t->id);
+        if (r < 0)
+                log_debug_errno(r, "Cannot account the CPU time of task %" PRIu64 ": %m", t->id);
 
         Cluster__TaskStarted st = CLUSTER__TASK_STARTED__INIT;
         Cluster__Envelope env2 = CLUSTER__ENVELOPE__INIT;

@@ -28,6 +28,8 @@ static void help(void)
                "     --memory SIZE        memory offered (default: all)\n"
                "     --max-tasks N        concurrent tasks (default: CPUs)\n"
                "     --log-level LEVEL    debug, info, notice, warning, err\n"
+               "     --probe [OPTIONS]    print this host's probe snapshots and exit\n"
+               "                          (--interval S, --count N, --json, --no-bpf)\n"
                "  -h --help               this help\n"
                "     --version            version\n");
 }
@@ -156,6 +158,11 @@ int main(int argc, char **argv)
 
         log_set_ident("cluster-agent");
         log_open();
+        /* `cluster-agent --probe [...]`: look at this host's probes, no cluster. */
+        if (argc >= 2 && streq(argv[1], "--probe")) {
+                argv[1] = argv[0];
+                return probe_cli_main(argc - 1, argv + 1);
+        }
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? 2 : 0;

@@ -104,18 +104,28 @@ static int cmp_workers(const void *a, const void *b)
         return strcmp(strempty(x->name), strempty(y->name));
 }
 
-static bool parse_json_flag(int argc, char **argv, const char *usage)
+static bool arg_probes;
+
+static bool parse_json_flag(int argc, char **argv, const char *usage, bool probes)
 {
         static const struct option options[] = {{"json", no_argument, NULL, 'j'},
+                                                {"probes", no_argument, NULL, 'p'},
                                                 {"help", no_argument, NULL, 'h'},
                                                 {}};
         int c;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "jh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "jph", options, NULL)) >= 0)
                 switch (c) {
                 case 'j':
                         arg_json = true;
+                        break;
+                case 'p':
+                        if (!probes) {
+                                log_error("--probes is an option of 'workers'.");
+                                exit(EXIT_USAGE);
+                        }
+                        arg_probes = true;
                         break;
                 case 'h':
                         printf("%s", usage);
@@ -137,8 +147,12 @@ int verb_workers(int argc, char **argv)
         int r;
 
         parse_json_flag(argc, argv,
-                        "Usage: cluster-ai workers [--json]\n\nLists the agents: name, "
-                        "address, CPUs, memory, state, running tasks, heartbeat age.\n");
+                        "Usage: cluster-ai workers [--json] [--probes]\n\nLists the agents: "
+                        "name, address, CPUs, memory, state, running tasks, heartbeat age.\n"
+                        "--probes shows what each host's probes measure instead: run-queue\n"
+                        "latency, CPU busy, pressure stall (PSI avg10), block-IO latency,\n"
+                        "available memory and the probe source (bpf or proc).\n",
+                        true);
         r = fetch_status(&reply);
         if (r < 0)
                 return r == -EHOSTUNREACH ? EXIT_UNREACHABLE : 1;
@@ -149,6 +163,28 @@ int verb_workers(int argc, char **argv)
                 for (size_t i = 0; i < s->n_workers; i++)
                         json_array_append_new(a, worker_json(s->workers[i]));
                 r = print_json(a);
+        } else if (arg_probes) {
+                printf("%-20s %-8s %10s %10s %6s %8s %8s %8s %10s %10s %6s\n", "NAME", "STATE",
+                       "RUNQ-P50", "RUNQ-P99", "BUSY", "PSI-CPU", "PSI-MEM", "PSI-IO", "IO-P99",
+                       "MEM-AVAIL", "SOURCE");
+                for (size_t i = 0; i < s->n_workers; i++) {
+                        const Cluster__WorkerStatus *w = s->workers[i];
+                        const Cluster__Load *l = w->load;
+                        char mem[FORMAT_BYTES_MAX];
+                        if (!l) {
+                                printf("%-20s %-8s (no heartbeat yet)\n", strempty(w->name),
+                                       strempty(w->state));
+                                continue;
+                        }
+                        printf("%-20s %-8s %8.0fus %8.0fus %5.0f%% %7.2f%% %7.2f%% %7.2f%% "
+                               "%8.0fus %10s %6s\n",
+                               strempty(w->name), strempty(w->state), l->runq_latency_p50_us,
+                               l->runq_latency_p99_us, l->cpu_busy * 100, l->psi_cpu_some_avg10,
+                               l->psi_mem_some_avg10, l->psi_io_some_avg10, l->io_latency_p99_us,
+                               format_bytes(mem, sizeof mem, l->mem_available_bytes),
+                               strempty(l->probe_source));
+                }
+                r = 0;
         } else {
                 printf("%-20s %-22s %-8s %5s %10s %6s %6s %10s\n", "NAME", "ADDRESS", "STATE",
                        "CPUS", "MEMORY", "TASKS", "BUSY", "HEARTBEAT");
@@ -181,7 +217,8 @@ int verb_status(int argc, char **argv)
         int r;
 
         parse_json_flag(argc, argv,
-                        "Usage: cluster-ai status [--json]\n\nSummarizes the cluster.\n");
+                        "Usage: cluster-ai status [--json]\n\nSummarizes the cluster.\n",
+                        false);
         r = fetch_status(&reply);
         if (r < 0)
                 return r == -EHOSTUNREACH ? EXIT_UNREACHABLE : 1;

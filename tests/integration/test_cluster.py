@@ -50,6 +50,14 @@ def workers_and_status(c):
     assert st["scheduler"] == "test-scheduler" and len(st["fingerprint"]) == 64, st
     human = c.cli("status").stdout.decode()
     assert "2 ready" in human, human
+    # The heartbeats carry the probes' load; --probes shows it with its source.
+    for info in w.values():
+        load = info["load"]
+        assert load and load["probe_source"], info
+        assert load["mem_total_bytes"] > 0 and 0 <= load["cpu_busy"] <= 1, load
+    probes = c.cli("workers", "--probes").stdout.decode()
+    assert "RUNQ-P99" in probes and "alpha" in probes, probes
+    assert ("bpf" in probes) or ("proc" in probes), probes
     # Heartbeats keep coming: the age stays small over several intervals.
     time.sleep(2.5)
     for info in c.workers().values():
