@@ -85,6 +85,7 @@ static const char *const step_names[] = {
 typedef struct ChildRlimit {
         int resource;
         struct rlimit limit;
+        struct rlimit fallback; /* min(limit, the agent's own hard limit) */
 } ChildRlimit;
 
 /* Everything the child needs, prepared by the parent: after clone the child only makes
@@ -217,9 +218,16 @@ static _noreturn_ void child_run(const ChildContext *c)
         if (chdir(c->workdir) < 0)
                 child_fail(status_fd, STEP_CHDIR, errno);
 
-        for (size_t i = 0; i < c->n_rlimits; i++)
-                if (setrlimit(c->rlimits[i].resource, &c->rlimits[i].limit) < 0)
+        /* The limits are ceilings. Raising one above the agent's own hard limit needs
+         * CAP_SYS_RESOURCE (and RLIMIT_NOFILE can never pass fs.nr_open): without it
+         * the task gets the agent's hard limit, which is still below what was asked. */
+        for (size_t i = 0; i < c->n_rlimits; i++) {
+                const ChildRlimit *l = &c->rlimits[i];
+                if (setrlimit(l->resource, &l->limit) >= 0)
+                        continue;
+                if (errno != EPERM || setrlimit(l->resource, &l->fallback) < 0)
                         child_fail(status_fd, STEP_RLIMIT, errno);
+        }
 
         if (c->change_user) {
                 /* Raw system calls: glibc's wrappers broadcast the change to every thread
@@ -703,6 +711,24 @@ fail:
 
 /* ---- spawning ---- */
 
+/* Queues a limit (soft = hard, so the task cannot raise it) and its fallback for an
+ * agent that may not raise its own hard limit. */
+static int child_rlimit(ChildContext *c, int resource, uint64_t value)
+{
+        struct rlimit cur;
+        rlim_t v = value >= (uint64_t)RLIM_INFINITY ? RLIM_INFINITY : (rlim_t)value;
+
+        assert(c->n_rlimits < ELEMENTSOF(c->rlimits));
+        if (getrlimit(resource, &cur) < 0)
+                return -errno;
+        ChildRlimit *l = &c->rlimits[c->n_rlimits++];
+        l->resource = resource;
+        l->limit = (struct rlimit){v, v};
+        v = MIN(v, cur.rlim_max);
+        l->fallback = (struct rlimit){v, v};
+        return 0;
+}
+
 static pid_t clone3_pidfd(int cgroup_fd, int *ret_pidfd)
 {
 #ifdef SYS_clone3
@@ -743,19 +769,6 @@ static void reap(pid_t pid)
                 ;
 }
 
-/* A limit is a cap, never a raise: the agent's own hard limit (a container's, or the
- * service manager's LimitNOFILE=) bounds it, since raising it needs CAP_SYS_RESOURCE
- * that the agent should not need. */
-static ChildRlimit child_rlimit(int resource, uint64_t v)
-{
-        struct rlimit cur;
-        rlim_t l = (rlim_t)v;
-
-        if (getrlimit(resource, &cur) >= 0 && cur.rlim_max != RLIM_INFINITY && l > cur.rlim_max)
-                l = cur.rlim_max;
-        return (ChildRlimit){resource, {l, l}};
-}
-
 int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
 {
         _cleanup_strv_free_ char **envp = NULL, **paths = NULL;
@@ -780,14 +793,23 @@ int exec_spawn(const ExecSpec *spec, ExecProcess *ret)
         if (r < 0)
                 return r;
 
-        if (spec->max_open_files > 0)
-                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_NOFILE, spec->max_open_files);
-        if (spec->max_file_size > 0)
-                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_FSIZE, spec->max_file_size);
+        if (spec->max_open_files > 0) {
+                r = child_rlimit(&c, RLIMIT_NOFILE, spec->max_open_files);
+                if (r < 0)
+                        return r;
+        }
+        if (spec->max_file_size > 0) {
+                r = child_rlimit(&c, RLIMIT_FSIZE, spec->max_file_size);
+                if (r < 0)
+                        return r;
+        }
         /* RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid
          * of the task's own, never for the agent's. */
-        if (spec->change_user && spec->max_processes > 0)
-                c.rlimits[c.n_rlimits++] = child_rlimit(RLIMIT_NPROC, spec->max_processes);
+        if (spec->change_user && spec->max_processes > 0) {
+                r = child_rlimit(&c, RLIMIT_NPROC, spec->max_processes);
+                if (r < 0)
+                        return r;
+        }
 
         if (spec->want_stdin) {
                 if ((r = pipe_cloexec(fds)) < 0)
