@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -438,7 +439,10 @@ void task_handle_start(Manager *m, const Cluster__TaskStart *ts)
                 return;
         }
 
-        r = loop_add_child(m->loop, TAKE_FD(t->proc.pidfd), on_child, t, &t->child);
+        /* The loop gets its own copy of the pidfd: exec_kill() keeps using ours to reach
+         * a leader that left its process group (setsid). */
+        int child_fd = fcntl(t->proc.pidfd, F_DUPFD_CLOEXEC, 3);
+        r = child_fd < 0 ? -errno : loop_add_child(m->loop, child_fd, on_child, t, &t->child);
         if (r >= 0)
                 r = stream_new(m->loop, TAKE_FD(t->proc.stdout_fd), &out_ops, t, &t->out);
         if (r >= 0)
