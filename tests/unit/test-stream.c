@@ -538,6 +538,142 @@ START_TEST(test_free_from_callbacks)
 }
 END_TEST
 
+/* ---- lifetimes under random churn ---- */
+
+#define N_CHURN 64
+
+typedef struct Churn {
+        Stream *s;
+        unsigned closes;
+        bool freed;
+        bool paused;
+        int partner;
+} Churn;
+
+static Churn churn[N_CHURN];
+static unsigned churn_seed = 12345;
+static uint8_t churn_big[64 * 1024];
+
+static unsigned churn_rand(void)
+{
+        churn_seed = churn_seed * 1103515245 + 12345;
+        return churn_seed >> 16;
+}
+
+static void churn_free(int i)
+{
+        churn[i].s = stream_free(churn[i].s);
+        churn[i].freed = true;
+}
+
+static void churn_data(Stream *s, const void *data, size_t size, void *userdata)
+{
+        int i = (int)(intptr_t)userdata;
+        Churn *c = &churn[i];
+
+        ck_assert(!c->freed);
+        ck_assert_ptr_eq(c->s, s);
+        ck_assert_uint_eq(c->closes, 0);
+        switch (churn_rand() % 16) {
+        case 0:
+                churn_free(i);
+                break;
+        case 1:
+                stream_close(s);
+                break;
+        case 2:
+                stream_pause_read(s);
+                c->paused = true;
+                break;
+        case 3:
+                if (!churn[c->partner].freed)
+                        churn_free(c->partner);
+                break;
+        case 4:
+                (void)stream_shutdown_write(s);
+                break;
+        case 5:
+                (void)stream_write(s, churn_big, sizeof(churn_big));
+                break;
+        default:
+                (void)stream_write(s, data, MIN(size, (size_t)100));
+                break;
+        }
+        if (!c->freed)
+                ck_assert_uint_le(stream_queued(s), 1024 * 1024);
+}
+
+static void churn_close(Stream *s, int error, void *userdata)
+{
+        int i = (int)(intptr_t)userdata;
+        Churn *c = &churn[i];
+
+        ck_assert(!c->freed);
+        ck_assert_uint_eq(c->closes, 0);
+        c->closes++;
+        if (churn_rand() % 2)
+                churn_free(i);
+}
+
+static const StreamOps churn_ops = {
+        .on_data = churn_data,
+        .on_close = churn_close,
+};
+
+START_TEST(test_churn)
+{
+        Loop *l = new_loop();
+        StreamLimits lim = {.high_water = 256 * 1024, .hard_limit = 1024 * 1024};
+
+        memset(churn, 0, sizeof(churn));
+        /* Fixed by default; CHURN_SEED=n explores other interleavings. */
+        if (getenv("CHURN_SEED"))
+                churn_seed = (unsigned)strtoul(getenv("CHURN_SEED"), NULL, 0);
+        for (int i = 0; i < N_CHURN; i += 2) {
+                int sv[2];
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                for (int k = 0; k < 2; k++) {
+                        ck_assert_int_eq(stream_new(l, sv[k], &churn_ops, (void *)(intptr_t)(i + k),
+                                                    &churn[i + k].s),
+                                         0);
+                        stream_set_limits(churn[i + k].s, &lim);
+                        churn[i + k].partner = i + (k ^ 1);
+                }
+        }
+        for (int iter = 0; iter < 3000; iter++) {
+                int i = (int)(churn_rand() % N_CHURN);
+                Churn *c = &churn[i];
+
+                if (!c->freed && c->closes == 0) {
+                        if (c->paused && churn_rand() % 2) {
+                                stream_resume_read(c->s);
+                                c->paused = false;
+                        }
+                        (void)stream_write(c->s, "tick", 4);
+                }
+                ck_assert_int_eq(loop_run_once(l, churn_rand() % 4 ? 0 : 1000), 0);
+        }
+        unsigned n_closed = 0, n_freed = 0;
+        for (int i = 0; i < N_CHURN; i++) {
+                n_closed += churn[i].closes;
+                n_freed += churn[i].freed;
+        }
+        /* The churn did churn. */
+        ck_assert_uint_gt(n_closed, N_CHURN / 4);
+        ck_assert_uint_gt(n_freed, N_CHURN / 8);
+        for (int i = 0; i < N_CHURN; i++) {
+                ck_assert_uint_le(churn[i].closes, 1);
+                /* Half are freed before the loop, half after it (detached). */
+                if (i % 2 && !churn[i].freed)
+                        churn_free(i);
+        }
+        loop_free(l);
+        for (int i = 0; i < N_CHURN; i++)
+                if (!churn[i].freed)
+                        churn_free(i);
+}
+END_TEST
+
 int main(void)
 {
         Loop *l = NULL;
@@ -565,6 +701,7 @@ int main(void)
         tcase_add_test(tc, test_pipes);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_free_from_callbacks);
+        tcase_add_test(tc, test_churn);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
