@@ -61,7 +61,9 @@ int stream_write(Stream *s, const void *data, size_t size);
  * pipes). */
 int stream_shutdown_write(Stream *s);
 /* Flush then close; on_close(0) follows (from the loop, never from inside this call).
- * Bytes that arrive meanwhile are dropped. */
+ * Bytes that arrive meanwhile are dropped. If the peer keeps sending after that, the
+ * kernel resets the connection, which can destroy data the peer has not read yet: for
+ * an end the peer must see in full, stream_shutdown_write() and wait for its EOF. */
 void stream_close(Stream *s);
 void stream_pause_read(Stream *s);
 void stream_resume_read(Stream *s);

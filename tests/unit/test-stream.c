@@ -394,6 +394,33 @@ START_TEST(test_peer_gone_while_sending)
 }
 END_TEST
 
+START_TEST(test_close_with_unread_input)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_free_ uint8_t *data = calloc(1, 100000);
+        Peer a = {}, b = {};
+
+        ck_assert_ptr_nonnull(data);
+        socketpair_streams(l, &a, &b);
+        /* a does not read what b sent, then closes after sending 100 kB: b must get
+         * all of it and an orderly EOF, not a reset. */
+        stream_pause_read(a.s);
+        ck_assert_int_eq(stream_write(b.s, data, 1000), 0);
+        while (stream_queued(b.s) > 0)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(stream_write(a.s, data, 100000), 0);
+        stream_close(a.s);
+        run_until(l, &b.closed);
+        ck_assert_int_eq(b.close_error, 0);
+        ck_assert_uint_eq(b.n_in, 100000);
+        run_until(l, &a.closed);
+        ck_assert_int_eq(a.close_error, 0);
+        ck_assert_uint_eq(a.n_in, 0);
+        peer_done(&a);
+        peer_done(&b);
+}
+END_TEST
+
 START_TEST(test_eof_after_flush)
 {
         _cleanup_(loop_freep) Loop *l = new_loop();
@@ -697,6 +724,7 @@ int main(void)
         tcase_add_test(tc, test_pause_resume);
         tcase_add_test(tc, test_peer_reset);
         tcase_add_test(tc, test_peer_gone_while_sending);
+        tcase_add_test(tc, test_close_with_unread_input);
         tcase_add_test(tc, test_eof_after_flush);
         tcase_add_test(tc, test_pipes);
         tcase_add_test(tc, test_connect_refused);
