@@ -36,7 +36,8 @@ typedef struct StreamLimits {
         size_t hard_limit; /* default 64 MiB */
 } StreamLimits;
 
-/* Takes ownership of fd (sockets and pipes; set non-blocking by the stream).
+/* Takes ownership of fd (sockets and pipes; set non-blocking by the stream) on success;
+ * on failure the fd is still the caller's to close.
  *
  * Sockets are read and written with IORING_OP_RECV/SEND, anything else (pipes, ttys)
  * with IORING_OP_READ/WRITE. The fd's access mode decides the directions: a pipe end
