@@ -565,6 +565,57 @@ START_TEST(test_free_from_callbacks)
 }
 END_TEST
 
+/* More connections with input at once than the loop has provided buffers (128): each
+ * gets all of its bytes, in order, whether the kernel spreads the completions over
+ * several waits (it does with DEFER_TASKRUN) or ends receives that find the ring empty
+ * with ENOBUFS (which the stream re-arms). */
+#define N_MANY 300
+
+START_TEST(test_many_streams_share_buffers)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_free_ Peer *peers = new0(Peer, N_MANY);
+        int raw[N_MANY];
+        char msg[1000];
+        unsigned done = 0;
+
+        ck_assert_ptr_nonnull(peers);
+        for (int i = 0; i < N_MANY; i++) {
+                int sv[2];
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+                raw[i] = sv[0];
+                peers[i].keep = true;
+                ck_assert_int_eq(stream_new(l, sv[1], &peer_ops, &peers[i], &peers[i].s), 0);
+        }
+        ck_assert_int_eq(loop_run_once(l, 0), 0); /* all receives armed */
+        for (int round = 0; round < 3; round++) {
+                for (int i = 0; i < N_MANY; i++) {
+                        memset(msg, 'a' + (i + round) % 26, sizeof(msg));
+                        ck_assert_int_eq(write(raw[i], msg, sizeof(msg)), (int)sizeof(msg));
+                }
+                done = 0;
+                while (done < N_MANY) {
+                        ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+                        done = 0;
+                        for (int i = 0; i < N_MANY; i++)
+                                done += peers[i].n_in == (uint64_t)(round + 1) * sizeof(msg);
+                }
+        }
+        for (int i = 0; i < N_MANY; i++) {
+                const uint8_t *b = buf_head(&peers[i].in);
+                ck_assert_uint_eq(buf_size(&peers[i].in), 3 * sizeof(msg));
+                for (int round = 0; round < 3; round++)
+                        ck_assert_int_eq(b[round * sizeof(msg) + 999], 'a' + (i + round) % 26);
+                safe_close(raw[i]);
+        }
+        for (int i = 0; i < N_MANY; i++) {
+                run_until(l, &peers[i].closed);
+                ck_assert_int_eq(peers[i].close_error, 0);
+                peer_done(&peers[i]);
+        }
+}
+END_TEST
+
 /* ---- lifetimes under random churn ---- */
 
 #define N_CHURN 64
@@ -729,6 +780,7 @@ int main(void)
         tcase_add_test(tc, test_pipes);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_free_from_callbacks);
+        tcase_add_test(tc, test_many_streams_share_buffers);
         tcase_add_test(tc, test_churn);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
