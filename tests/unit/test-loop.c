@@ -617,6 +617,33 @@ START_TEST(test_accept_emfile)
 }
 END_TEST
 
+static int accept_error;
+
+static void accept_error_cb(LoopSource *s, int fd, int error, void *userdata)
+{
+        ck_assert_int_lt(fd, 0);
+        ck_assert_int_eq(accept_error, 0);
+        accept_error = error;
+}
+
+START_TEST(test_accept_not_listening)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *s = NULL;
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* Reported once, then the source stays quiet (the test would see a second). */
+        accept_error = 0;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_add_accept(l, fd, accept_error_cb, NULL, &s), 0);
+        while (accept_error == 0)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(accept_error, -EINVAL);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(loop_run_once(l, 1000), 0);
+}
+END_TEST
+
 /* ---- freeing with SQEs in flight ---- */
 
 static void never_io_cb(LoopSource *s, int fd, uint32_t revents, void *userdata)
@@ -805,6 +832,7 @@ int main(void)
         tcase_add_test(tc, test_child);
         tcase_add_test(tc, test_accept);
         tcase_add_test(tc, test_accept_emfile);
+        tcase_add_test(tc, test_accept_not_listening);
         tcase_add_test(tc, test_free_inflight);
         tcase_add_test(tc, test_loop_free_with_live_sources);
         tcase_add_test(tc, test_exit_code);
