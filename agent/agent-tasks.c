@@ -337,6 +337,16 @@ static int make_workdir(Manager *m, AgentTask *t)
         return 0;
 }
 
+/* The stream owns the fd on success; on failure it stays ours and is closed with the
+ * rest of the process by exec_process_done(). */
+static int stream_take(Manager *m, int *fd, const StreamOps *ops, AgentTask *t, Stream **ret)
+{
+        int r = stream_new(m->loop, *fd, ops, t, ret);
+        if (r >= 0)
+                *fd = -EBADF;
+        return r;
+}
+
 void task_handle_start(Manager *m, const Cluster__TaskStart *ts)
 {
         const Cluster__TaskSpec *spec = ts->spec;
@@ -443,12 +453,14 @@ void task_handle_start(Manager *m, const Cluster__TaskStart *ts)
          * a leader that left its process group (setsid). */
         int child_fd = fcntl(t->proc.pidfd, F_DUPFD_CLOEXEC, 3);
         r = child_fd < 0 ? -errno : loop_add_child(m->loop, child_fd, on_child, t, &t->child);
+        if (r < 0)
+                safe_close(child_fd);
         if (r >= 0)
-                r = stream_new(m->loop, TAKE_FD(t->proc.stdout_fd), &out_ops, t, &t->out);
+                r = stream_take(m, &t->proc.stdout_fd, &out_ops, t, &t->out);
         if (r >= 0)
-                r = stream_new(m->loop, TAKE_FD(t->proc.stderr_fd), &out_ops, t, &t->err);
+                r = stream_take(m, &t->proc.stderr_fd, &out_ops, t, &t->err);
         if (r >= 0 && t->proc.stdin_fd >= 0)
-                r = stream_new(m->loop, TAKE_FD(t->proc.stdin_fd), &in_ops, t, &t->in);
+                r = stream_take(m, &t->proc.stdin_fd, &in_ops, t, &t->in);
         if (r >= 0 && spec->timeout_ms > 0)
                 r = loop_add_timer(m->loop, t->started + spec->timeout_ms * USEC_PER_MSEC,
                                    on_timeout, t, &t->timeout_timer);
