@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -64,6 +65,7 @@ enum {
         STEP_GROUPS,
         STEP_GID,
         STEP_UID,
+        STEP_CAPS,
         STEP_PDEATHSIG,
         STEP_EXEC,
 };
@@ -78,6 +80,7 @@ static const char *const step_names[] = {
         [STEP_GROUPS] = "setgroups",
         [STEP_GID] = "setgid",
         [STEP_UID] = "setuid",
+        [STEP_CAPS] = "drop ambient capabilities",
         [STEP_PDEATHSIG] = "PR_SET_PDEATHSIG",
         [STEP_EXEC] = "execve",
 };
@@ -239,6 +242,22 @@ static _noreturn_ void child_run(const ChildContext *c)
                         child_fail(status_fd, STEP_GID, errno);
                 if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
                         child_fail(status_fd, STEP_UID, errno);
+        }
+
+        /* An agent running as a user with ambient capabilities (the systemd unit gives
+         * it CAP_SETUID, CAP_BPF, ...) would pass them through execve() to the task:
+         * the task gets none. EINVAL: a kernel without ambient capabilities (< 4.3). */
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                child_fail(status_fd, STEP_CAPS, errno);
+        /* Nor an inheritable set, which a program with file capabilities could use. */
+        {
+                struct __user_cap_header_struct ch = {.version = _LINUX_CAPABILITY_VERSION_3};
+                struct __user_cap_data_struct cd[2];
+                if (syscall(SYS_capget, &ch, cd) >= 0 && (cd[0].inheritable || cd[1].inheritable)) {
+                        cd[0].inheritable = cd[1].inheritable = 0;
+                        if (syscall(SYS_capset, &ch, cd) < 0)
+                                child_fail(status_fd, STEP_CAPS, errno);
+                }
         }
 
         /* After the credential change: the kernel clears the parent-death signal when

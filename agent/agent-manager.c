@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <grp.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
@@ -454,15 +456,28 @@ static int setup_probes(Manager *m)
         return 0;
 }
 
+/* The systemd unit runs the agent as its own user with CAP_SETUID/CAP_SETGID (and
+ * CAP_CHOWN) instead of root. */
+static bool have_capability(int cap)
+{
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2] = {};
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return false;
+        return d[cap / 32].effective & (1U << (cap % 32));
+}
+
 static int setup_user(Manager *m)
 {
         struct passwd pw, *res = NULL;
         char buf[4096];
         int r;
 
-        if (geteuid() != 0) {
+        if (geteuid() != 0 && !(have_capability(CAP_SETUID) && have_capability(CAP_SETGID))) {
                 /* An unprivileged agent (a developer's, a phone's) runs tasks as itself. */
-                log_debug("Not running as root: tasks run as uid %u.", (unsigned)geteuid());
+                log_debug("Neither root nor CAP_SETUID+CAP_SETGID: tasks run as uid %u.",
+                          (unsigned)geteuid());
                 return 0;
         }
         r = getpwnam_r(m->config.run_as, &pw, buf, sizeof buf, &res);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <poll.h>
 #include <pwd.h>
@@ -262,6 +263,38 @@ END_TEST
 
 /* A scratch cgroup v2 directory of our own (no controllers needed) next to us in the
  * hierarchy, or NULL with the reason printed. ret_own: the directory we are in. */
+/* The unit runs the agent as its own user with ambient CAP_SETUID, CAP_BPF, ...: a task
+ * must not inherit any of them. Reproduce that here: a non-root caller with ambient
+ * capabilities spawns a task as nobody, and the task has no capability at all. */
+START_TEST(test_ambient_caps_not_inherited)
+{
+        char *argv[] = {"sh", "-c", "grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status", NULL};
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2] = {};
+        uint32_t caps = (1U << CAP_SETUID) | (1U << CAP_SETGID) | (1U << CAP_KILL);
+        ExecSpec sp = spec_nobody(argv);
+        Result r;
+
+        ck_assert_int_eq(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), 0);
+        ck_assert_int_eq(syscall(SYS_setresgid, 1, 1, 1), 0);
+        ck_assert_int_eq(syscall(SYS_setresuid, 1, 1, 1), 0);
+        d[0].permitted = d[0].effective = d[0].inheritable = caps;
+        ck_assert_int_eq(syscall(SYS_capset, &h, d), 0);
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL, 0, 0) < 0 && errno == EINVAL)
+                return; /* no ambient capabilities on this kernel: nothing to leak */
+        ck_assert_int_eq(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_KILL, 0, 0), 1);
+
+        ck_assert_int_eq(run(&sp, &r), 0);
+        ck_assert_int_eq(r.si.si_code, CLD_EXITED);
+        ck_assert_int_eq(r.si.si_status, 0);
+        ck_assert_str_eq(r.out, "CapInh:\t0000000000000000\n"
+                                "CapPrm:\t0000000000000000\n"
+                                "CapEff:\t0000000000000000\n"
+                                "CapAmb:\t0000000000000000\n");
+        result_clear(&r);
+}
+END_TEST
+
 static char *scratch_cgroup_full(char **ret_own)
 {
         static const char *const mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
@@ -722,6 +755,7 @@ static Suite *exec_root_suite(void)
         tcase_add_test(tc, test_setgroups_cleared);
         tcase_add_test(tc, test_nproc_limit);
         tcase_add_test(tc, test_pdeathsig_after_change_user);
+        tcase_add_test(tc, test_ambient_caps_not_inherited);
         tcase_add_test(tc, test_cgroup_kill);
         tcase_add_test(tc, test_cgroup_done_kills_leftovers);
         tcase_add_test(tc, test_cgroup_names);
