@@ -44,6 +44,15 @@ void loop_cancel_op(Loop *l, LoopOp *op);
  * user callbacks. */
 bool loop_draining(Loop *l);
 
+/* The loop's provided-buffer ring (buffer group returned in *ret_bgid) for multishot
+ * receives, set up on first use; -EINVAL/-ENOSYS etc. if the kernel cannot (then
+ * callers use single-shot receives into their own buffers). A CQE with
+ * IORING_CQE_F_BUFFER lends the buffer loop_buf_ring_data() names; give it back with
+ * loop_buf_ring_recycle() as soon as its bytes were consumed. */
+int loop_buf_ring(Loop *l, uint16_t *ret_bgid);
+const uint8_t *loop_buf_ring_data(Loop *l, const struct io_uring_cqe *cqe);
+void loop_buf_ring_recycle(Loop *l, const struct io_uring_cqe *cqe);
+
 /* Work queued for the next prepare step (flushing a stream's output, deferred
  * callbacks). Intrusive, O(1) to queue and dequeue; the loop runs each entry once per
  * queueing, in order. */
@@ -54,6 +63,9 @@ struct LoopPrepare {
         bool queued;
 };
 void loop_prepare_queue(Loop *l, LoopPrepare *p);
+/* A prepare entry that called user code says so: the iteration then does not block in
+ * the kernel, since that code may have changed what the caller waits for. */
+void loop_note_callback(Loop *l);
 void loop_prepare_dequeue(Loop *l, LoopPrepare *p);
 
 /* Objects that live on the loop register here so that loop_free() can detach the ones

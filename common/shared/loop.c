@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -28,6 +29,11 @@
 /* Completion queue: one daemon has ~2 ops per connection in flight; the kernel buffers
  * overflow (IORING_FEAT_NODROP) but a roomy CQ avoids that slow path. */
 #define LOOP_CQ_ENTRIES 4096U
+/* The provided-buffer ring shared by all multishot receives: memory for receiving
+ * does not grow with the number of idle connections. */
+#define LOOP_BUF_RING_ENTRIES 128U
+#define LOOP_BUF_SIZE (64U * 1024)
+#define LOOP_BUF_GROUP 0
 /* Pause before re-arming accept after EMFILE/ENFILE/ENOBUFS/ENOMEM. */
 #define LOOP_ACCEPT_BACKOFF_USEC (100 * USEC_PER_MSEC)
 
@@ -44,6 +50,7 @@ struct LoopSource {
         SourceType type;
         unsigned n_ref;
         bool dead;
+        bool floating; /* added with ret == NULL: the loop frees it at loop_free() */
         void *userdata;
         LoopLink link;
         union {
@@ -90,6 +97,7 @@ struct Loop {
         bool exiting;
         int exit_code;
         unsigned n_inflight; /* SQEs handed out whose final CQE was not reaped yet */
+        bool prepare_called_back;
         usec_t now;
         uint64_t iteration;
 
@@ -108,6 +116,11 @@ struct Loop {
         sigset_t signal_mask;
         LoopSource *signals[_NSIG];
         LoopOp signal_op;
+
+        /* Provided buffers: 0 not set up yet, 1 ready, < 0 the kernel said no. */
+        int buf_ring_state;
+        struct io_uring_buf_ring *buf_ring;
+        uint8_t *buf_mem;
 
         LoopPrepare *prep_head, *prep_tail;
         LoopLink *links;
@@ -167,6 +180,11 @@ void loop_prepare_queue(Loop *l, LoopPrepare *p)
         l->prep_tail = p;
 }
 
+void loop_note_callback(Loop *l)
+{
+        l->prepare_called_back = true;
+}
+
 void loop_prepare_dequeue(Loop *l, LoopPrepare *p)
 {
         if (!p->queued)
@@ -201,6 +219,87 @@ void loop_unlink(Loop *l, LoopLink *k)
         if (k->next)
                 k->next->prev = k->prev;
         k->next = k->prev = NULL;
+}
+
+/* ---- provided buffers ---- */
+
+static size_t buf_ring_bytes(void)
+{
+        return LOOP_BUF_RING_ENTRIES * sizeof(struct io_uring_buf);
+}
+
+/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring ourselves, register it,
+ * then publish every buffer. The buffer memory is touched only as the kernel fills it. */
+int loop_buf_ring(Loop *l, uint16_t *ret_bgid)
+{
+        struct io_uring_buf_reg reg = {};
+        void *ring, *mem;
+        int r;
+
+        if (l->buf_ring_state == 0) {
+                ring = mmap(NULL, buf_ring_bytes(), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (ring == MAP_FAILED)
+                        return -errno; /* not final: may work later */
+                mem = mmap(NULL, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE,
+                           PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                           0);
+                if (mem == MAP_FAILED) {
+                        r = -errno;
+                        munmap(ring, buf_ring_bytes());
+                        return r;
+                }
+                reg.ring_addr = (uintptr_t)ring;
+                reg.ring_entries = LOOP_BUF_RING_ENTRIES;
+                reg.bgid = LOOP_BUF_GROUP;
+                r = io_uring_register_buf_ring(&l->ring, &reg, 0);
+                if (r < 0) {
+                        munmap(mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE);
+                        munmap(ring, buf_ring_bytes());
+                        l->buf_ring_state = r;
+                        return r;
+                }
+                l->buf_ring = ring;
+                l->buf_mem = mem;
+                (void)madvise(ring, buf_ring_bytes(), MADV_DONTFORK);
+                (void)madvise(mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE, MADV_DONTFORK);
+                io_uring_buf_ring_init(l->buf_ring);
+                for (unsigned i = 0; i < LOOP_BUF_RING_ENTRIES; i++)
+                        io_uring_buf_ring_add(l->buf_ring, l->buf_mem + (size_t)i * LOOP_BUF_SIZE,
+                                              LOOP_BUF_SIZE, (unsigned short)i,
+                                              io_uring_buf_ring_mask(LOOP_BUF_RING_ENTRIES),
+                                              (int)i);
+                io_uring_buf_ring_advance(l->buf_ring, LOOP_BUF_RING_ENTRIES);
+                l->buf_ring_state = 1;
+        }
+        if (l->buf_ring_state < 0)
+                return l->buf_ring_state;
+        *ret_bgid = LOOP_BUF_GROUP;
+        return 0;
+}
+
+const uint8_t *loop_buf_ring_data(Loop *l, const struct io_uring_cqe *cqe)
+{
+        unsigned bid;
+
+        if (!(cqe->flags & IORING_CQE_F_BUFFER) || !l->buf_mem)
+                return NULL;
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        assert(bid < LOOP_BUF_RING_ENTRIES);
+        return l->buf_mem + (size_t)bid * LOOP_BUF_SIZE;
+}
+
+void loop_buf_ring_recycle(Loop *l, const struct io_uring_cqe *cqe)
+{
+        unsigned bid;
+
+        if (!(cqe->flags & IORING_CQE_F_BUFFER) || !l->buf_mem)
+                return;
+        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        io_uring_buf_ring_add(l->buf_ring, l->buf_mem + (size_t)bid * LOOP_BUF_SIZE, LOOP_BUF_SIZE,
+                              (unsigned short)bid, io_uring_buf_ring_mask(LOOP_BUF_RING_ENTRIES),
+                              0);
+        io_uring_buf_ring_advance(l->buf_ring, 1);
 }
 
 /* ---- the loop ---- */
@@ -263,6 +362,8 @@ int loop_new(Loop **ret)
         if (r < 0)
                 return r;
         l->ring_ok = true;
+        /* Children forked by the daemon (before exec) need none of the ring's memory. */
+        (void)io_uring_ring_dontfork(&l->ring);
         l->now = now(CLOCK_MONOTONIC);
 
         *ret = TAKE_PTR(l);
@@ -303,6 +404,10 @@ Loop *loop_free(Loop *l)
 
         if (l->ring_ok)
                 io_uring_queue_exit(&l->ring);
+        if (l->buf_ring) {
+                munmap(l->buf_mem, (size_t)LOOP_BUF_RING_ENTRIES * LOOP_BUF_SIZE);
+                munmap(l->buf_ring, buf_ring_bytes());
+        }
         safe_close(l->signal_fd);
         prioq_free(l->timers);
         free(l);
@@ -440,7 +545,10 @@ int loop_run_once(Loop *l, usec_t timeout)
         if (!l->ring_ok)
                 return -ENXIO;
 
+        l->prepare_called_back = false;
         loop_prepare(l);
+        if (l->prepare_called_back || l->exiting)
+                timeout = 0;
 
         if (timeout == USEC_INFINITY) {
                 r = io_uring_submit_and_wait(&l->ring, 1);
@@ -499,7 +607,11 @@ static void source_detach(LoopLink *k)
 
         if (s->type == SOURCE_TIMER && s->timer.idx != PRIOQ_IDX_NULL)
                 prioq_remove(s->loop->timers, s, &s->timer.idx);
+        if (s->type == SOURCE_ACCEPT)
+                s->accept.backoff = loop_source_free(s->accept.backoff);
         s->loop = NULL;
+        if (s->floating)
+                loop_source_free(s);
 }
 
 static LoopSource *source_new(Loop *l, SourceType type, void *userdata)
@@ -586,6 +698,8 @@ int loop_add_timer(Loop *l, usec_t when, loop_timer_cb cb, void *userdata, LoopS
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -681,6 +795,8 @@ int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -799,6 +915,8 @@ int loop_add_signal(Loop *l, int sig, loop_signal_cb cb, void *userdata, LoopSou
         signal_arm(l);
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -868,6 +986,8 @@ int loop_add_child(Loop *l, int pidfd, loop_child_cb cb, void *userdata, LoopSou
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }
 
@@ -987,5 +1107,7 @@ int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata, L
         }
         if (ret)
                 *ret = s;
+        else
+                s->floating = true;
         return 0;
 }

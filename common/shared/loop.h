@@ -35,7 +35,10 @@ typedef struct Loop Loop;
 typedef struct LoopSource LoopSource;
 
 /* Fails with a clear -errno (-ENOSYS, -EPERM) where io_uring is disabled by sysctl or
- * seccomp; callers report that in words. */
+ * seccomp; callers report that in words. The ring belongs to the thread that created
+ * it (IORING_SETUP_SINGLE_ISSUER where the kernel has it): create the loop in the thread
+ * that runs it, after any fork(). Not for use from inside its own callbacks: loop_free()
+ * must be called outside loop_run(). */
 int loop_new(Loop **ret);
 Loop *loop_free(Loop *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Loop *, loop_free);
@@ -59,7 +62,10 @@ int loop_timer_set(LoopSource *s, usec_t when);
 void loop_timer_disarm(LoopSource *s);
 
 /* revents are poll bits (POLLIN, POLLOUT, POLLERR, POLLHUP). A watch with events 0 is
- * kept but not polled. */
+ * kept but not polled. Watches are level-triggered like poll(2): readiness the callback
+ * leaves (unread input) is reported again. An fd that cannot be polled (closed under
+ * the watch) is reported once as POLLNVAL, then polling stops until
+ * loop_io_set_events(). */
 typedef void (*loop_io_cb)(LoopSource *s, int fd, uint32_t revents, void *userdata);
 int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
                 LoopSource **ret);
@@ -84,7 +90,9 @@ typedef void (*loop_accept_cb)(LoopSource *s, int fd, int error, void *userdata)
 int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata,
                     LoopSource **ret);
 
-/* Frees the source; safe from any callback. Returns NULL. */
+/* Frees the source; safe from any callback. Returns NULL. Sources still alive at
+ * loop_free() are detached from the loop; they must still be freed. A source added
+ * with ret == NULL belongs to the loop (freed by loop_free()). */
 LoopSource *loop_source_free(LoopSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(LoopSource *, loop_source_free);
 void *loop_source_userdata(LoopSource *s);

@@ -71,8 +71,8 @@ static int parse_unix(const char *path, struct sockaddr_storage *ret_sa, socklen
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ret_sa,
                    socklen_t *ret_len)
 {
-        struct addrinfo hints = {
-                .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+        /* No AI_ADDRCONFIG: it hides "localhost" on hosts that only have loopback. */
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *ai = NULL;
         int r;
 

@@ -45,8 +45,10 @@ struct Stream {
 
         LoopOp recv_op, send_op, rpoll_op, wpoll_op;
 
-        uint8_t *rbuf;
-        size_t held; /* bytes in rbuf received while paused, not delivered yet */
+        bool multishot; /* socket receiving from the loop's provided-buffer ring */
+        uint16_t bgid;
+        uint8_t *rbuf; /* single-shot receives (pipes, or no buffer ring) */
+        Buf held; /* received while paused, not delivered yet */
 
         Buf out; /* being sent: frozen while send_op is in flight */
         Buf pending; /* written since */
@@ -65,6 +67,7 @@ struct Stream {
 static void stream_destroy(Stream *s)
 {
         free(s->rbuf);
+        buf_done(&s->held);
         buf_done(&s->out);
         buf_done(&s->pending);
         safe_close(s->fd);
@@ -109,7 +112,7 @@ static void stream_shut(Stream *s)
         /* The kernel holds its own file references for in-flight ops. */
         s->fd = safe_close(s->fd);
         buf_clear(&s->pending);
-        s->held = 0;
+        buf_done(&s->held);
 }
 
 static void stream_finish(Stream *s, int error)
@@ -118,6 +121,8 @@ static void stream_finish(Stream *s, int error)
                 return;
         stream_shut(s);
         if (!s->dead && s->ops && s->ops->on_close) {
+                if (s->loop)
+                        loop_note_callback(s->loop);
                 stream_ref(s);
                 s->ops->on_close(s, error, s->userdata);
                 stream_unref(s);
@@ -147,6 +152,7 @@ static void stream_check_drain(Stream *s)
                 return;
         s->congested = false;
         if (!s->dead && !s->closed && s->ops && s->ops->on_drain) {
+                loop_note_callback(s->loop);
                 stream_ref(s);
                 s->ops->on_drain(s, s->userdata);
                 stream_unref(s);
@@ -266,54 +272,77 @@ static void stream_recv(Stream *s)
 {
         struct io_uring_sqe *sqe;
 
-        if (s->closed || s->connecting || s->closing || s->read_eof || s->paused || s->held > 0 ||
-            !s->can_read || s->recv_op.inflight || s->rpoll_op.inflight)
+        if (s->closed || s->connecting || s->closing || s->read_eof || s->paused ||
+            buf_size(&s->held) > 0 || !s->can_read || s->recv_op.inflight || s->rpoll_op.inflight)
                 return;
         sqe = loop_get_sqe(s->loop, &s->recv_op);
         if (!sqe) {
                 stream_finish(s, -ENOMEM);
                 return;
         }
-        if (s->is_socket)
+        if (s->multishot) {
+                /* One SQE delivers until EOF, error, pause or an empty ring. */
+                io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+                sqe->flags |= IOSQE_BUFFER_SELECT;
+                sqe->buf_group = s->bgid;
+        } else if (s->is_socket)
                 io_uring_prep_recv(sqe, s->fd, s->rbuf, STREAM_RBUF_SIZE, 0);
         else
                 io_uring_prep_read(sqe, s->fd, s->rbuf, STREAM_RBUF_SIZE, (uint64_t)-1);
         stream_ref(s);
 }
 
-static void stream_deliver(Stream *s, size_t n)
+static void stream_deliver(Stream *s, const uint8_t *data, size_t n)
 {
+        loop_note_callback(s->loop);
         stream_ref(s);
-        s->ops->on_data(s, s->rbuf, n, s->userdata);
+        s->ops->on_data(s, data, n, s->userdata);
         stream_unref(s);
 }
 
 static void recv_op_fn(Loop *l, LoopOp *op, const struct io_uring_cqe *cqe)
 {
         Stream *s = container_of(op, Stream, recv_op);
+        bool final = !op->inflight;
         int res = cqe->res;
+        const uint8_t *data;
 
+        data = s->multishot ? loop_buf_ring_data(l, cqe) : s->rbuf;
         if (s->closed || loop_draining(l)) {
-                stream_unref(s);
+                loop_buf_ring_recycle(l, cqe);
+                if (final)
+                        stream_unref(s);
                 return;
         }
-        if (res > 0) {
+        stream_ref(s); /* across the callback, whatever happens to the op */
+        if (res > 0 && data) {
                 if (s->closing)
                         ; /* closing: input is dropped */
-                else if (s->paused)
-                        s->held = (size_t)res;
-                else
-                        stream_deliver(s, (size_t)res);
-                stream_recv(s);
+                else if (s->paused || buf_size(&s->held) > 0) {
+                        /* Already on its way when the owner paused: keep it. */
+                        if (buf_append(&s->held, data, (size_t)res) < 0)
+                                stream_finish(s, -ENOMEM);
+                } else
+                        stream_deliver(s, data, (size_t)res);
+                loop_buf_ring_recycle(l, cqe);
+                if (final)
+                        stream_recv(s);
         } else if (res == 0) {
                 s->read_eof = true;
                 stream_after_flush(s); /* if output remains, its completion closes */
-        } else if (res == -EINTR || res == -ECANCELED) {
-                stream_recv(s);
+        } else if (res == -EINTR || res == -ECANCELED || res == -ENOBUFS || (res > 0 && !data)) {
+                /* ENOBUFS: the ring ran dry and the multishot receive ended; buffers
+                 * come back as their CQEs are consumed, so just ask again. */
+                loop_buf_ring_recycle(l, cqe);
+                if (final)
+                        stream_recv(s);
         } else if (res == -EAGAIN) {
-                stream_arm_poll(s, &s->rpoll_op, POLLIN);
+                if (final)
+                        stream_arm_poll(s, &s->rpoll_op, POLLIN);
         } else
                 stream_finish(s, res);
+        if (final)
+                stream_unref(s); /* the op's */
         stream_unref(s);
 }
 
@@ -335,10 +364,17 @@ static void stream_prepare_fn(LoopPrepare *p)
         if (s->closed)
                 return;
         stream_ref(s);
-        if (s->held > 0 && !s->paused && !s->closing) {
-                size_t n = s->held;
-                s->held = 0;
-                stream_deliver(s, n);
+        if (buf_size(&s->held) > 0 && !s->paused && !s->closing) {
+                /* Delivered in one piece, like any receive; the owner may pause again
+                 * or free the stream inside. */
+                Buf h = s->held;
+                s->held = (Buf){};
+                stream_deliver(s, buf_head(&h), buf_size(&h));
+                if (!s->closed && buf_size(&s->held) == 0) {
+                        buf_clear(&h);
+                        s->held = h; /* keep the allocation */
+                } else
+                        buf_done(&h);
         }
         stream_send(s);
         stream_recv(s);
@@ -396,7 +432,9 @@ static int stream_new_internal(Loop *l, int fd, bool connecting, const StreamOps
         s->rpoll_op = (LoopOp){.fn = rpoll_op_fn, .kind = LOOP_OP_STREAM_POLL};
         s->wpoll_op = (LoopOp){.fn = wpoll_op_fn, .kind = LOOP_OP_STREAM_POLL};
         s->prep.fn = stream_prepare_fn;
-        if (s->can_read) {
+        if (s->can_read && s->is_socket && loop_buf_ring(l, &s->bgid) >= 0)
+                s->multishot = true;
+        else if (s->can_read) {
                 s->rbuf = malloc(STREAM_RBUF_SIZE);
                 if (!s->rbuf) {
                         free(s);
@@ -495,7 +533,7 @@ void stream_close(Stream *s)
         if (s->closed || s->closing)
                 return;
         s->closing = true;
-        s->held = 0;
+        buf_clear(&s->held);
         if (s->loop)
                 loop_cancel_op(s->loop, &s->recv_op);
         if (!s->loop) {
@@ -507,7 +545,13 @@ void stream_close(Stream *s)
 
 void stream_pause_read(Stream *s)
 {
+        if (s->paused)
+                return;
         s->paused = true;
+        /* A multishot receive would keep delivering: stop it so that unread bytes stay
+         * in the kernel and the peer feels the back-pressure. */
+        if (s->multishot && s->loop)
+                loop_cancel_op(s->loop, &s->recv_op);
 }
 
 void stream_resume_read(Stream *s)

@@ -32,7 +32,7 @@ typedef struct StreamOps {
 
 typedef struct StreamLimits {
         size_t high_water; /* default 1 MiB */
-        size_t low_water; /* default 256 KiB */
+        size_t low_water;  /* default 256 KiB */
         size_t hard_limit; /* default 64 MiB */
 } StreamLimits;
 
@@ -67,6 +67,7 @@ void stream_pause_read(Stream *s);
 void stream_resume_read(Stream *s);
 /* Bytes written but not yet accepted by the kernel; 0 once closed. */
 size_t stream_queued(const Stream *s);
+/* True from the moment the queue reaches high_water until on_drain. */
 bool stream_congested(const Stream *s);
 /* The fd, or -EBADF once closed (the fd is closed when on_close fires). */
 int stream_fd(const Stream *s);

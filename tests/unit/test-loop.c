@@ -7,6 +7,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "basic/alloc-util.h"
@@ -105,6 +109,35 @@ START_TEST(test_timer_rearm)
 }
 END_TEST
 
+START_TEST(test_timer_earlier)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *late = NULL, *early = NULL, *moved = NULL;
+        usec_t n = now(CLOCK_MONOTONIC);
+
+        memset(&tlog, 0, sizeof(tlog));
+        /* The ring timeout is armed for an hour from now... */
+        ck_assert_int_eq(loop_add_timer(l, n + 3600 * USEC_PER_SEC, log_timer_cb, (void *)1, &late),
+                         0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0);
+        /* ...then a new head must move it earlier, or this would sleep for an hour. */
+        ck_assert_int_eq(loop_add_timer(l, n + USEC_PER_MSEC, log_timer_cb, (void *)2, &early), 0);
+        while (tlog.n < 1)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(tlog.order[0], 2);
+
+        /* The same for an armed timer moved earlier. */
+        ck_assert_int_eq(
+                loop_add_timer(l, n + 7200 * USEC_PER_SEC, log_timer_cb, (void *)3, &moved), 0);
+        ck_assert_int_eq(loop_run_once(l, 0), 0);
+        ck_assert_int_eq(loop_timer_set(moved, now(CLOCK_MONOTONIC)), 0);
+        while (tlog.n < 2)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(tlog.order[1], 3);
+        ck_assert_uint_eq(tlog.n, 2);
+}
+END_TEST
+
 static LoopSource *victim;
 static bool victim_fired;
 
@@ -154,7 +187,6 @@ START_TEST(test_timer_free_in_callback)
 {
         _cleanup_(loop_freep) Loop *l = new_loop();
         LoopSource *a, *b;
-        bool done = false;
 
         self_free_count = 0;
         ck_assert_int_eq(loop_add_timer(l, 0, self_free_cb, NULL, &a), 0);
@@ -162,7 +194,6 @@ START_TEST(test_timer_free_in_callback)
         for (int i = 0; i < 10 && self_free_count < 2; i++)
                 ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
         ck_assert_uint_eq(self_free_count, 2);
-        (void)done;
 }
 END_TEST
 
@@ -288,8 +319,14 @@ START_TEST(test_io_pipe)
         safe_close(p[1]);
         ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
         ck_assert(pipe_revents & POLLHUP);
-        r = loop_source_free(r);
+
+        /* An fd closed under its watch: POLLNVAL once, then quiet until new events. */
         safe_close(p[0]);
+        pipe_revents = 0;
+        ck_assert_int_eq(loop_io_set_events(r, POLLIN), 0);
+        ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert(pipe_revents & POLLNVAL);
+        r = loop_source_free(r);
 }
 END_TEST
 
@@ -460,6 +497,57 @@ START_TEST(test_accept)
 }
 END_TEST
 
+static unsigned emfile_reports, emfile_accepted;
+static struct rlimit emfile_saved;
+
+static void emfile_accept_cb(LoopSource *s, int fd, int error, void *userdata)
+{
+        if (error < 0) {
+                ck_assert_int_eq(error, -EMFILE);
+                ck_assert_int_lt(fd, 0);
+                /* Room again: the loop retries after its back-off. */
+                if (emfile_reports++ == 0)
+                        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &emfile_saved), 0);
+                return;
+        }
+        emfile_accepted++;
+        safe_close(fd);
+}
+
+START_TEST(test_accept_emfile)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *s = NULL;
+        _cleanup_close_ int lfd = -EBADF;
+        struct rlimit rl;
+        int clients[3], lowest;
+        char addr[64];
+        uint16_t port;
+
+        lfd = listen_loopback(&port);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_ge(socket_connect_start(addr, &clients[i]), 0);
+
+        /* No fd left: the lowest free one is the limit. */
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &emfile_saved), 0);
+        lowest = dup(0);
+        ck_assert_int_ge(lowest, 0);
+        safe_close(lowest);
+        rl = emfile_saved;
+        rl.rlim_cur = (rlim_t)lowest;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+        emfile_reports = emfile_accepted = 0;
+        ck_assert_int_eq(loop_add_accept(l, lfd, emfile_accept_cb, NULL, &s), 0);
+        while (emfile_accepted < 3)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_uint_ge(emfile_reports, 1);
+        for (int i = 0; i < 3; i++)
+                safe_close(clients[i]);
+}
+END_TEST
+
 /* ---- freeing with SQEs in flight ---- */
 
 static void never_io_cb(LoopSource *s, int fd, uint32_t revents, void *userdata)
@@ -546,6 +634,10 @@ START_TEST(test_loop_free_with_live_sources)
         ck_assert_int_eq(loop_add_timer(l, USEC_INFINITY - 1, log_timer_cb, NULL, &t), 0);
         ck_assert_int_eq(loop_add_accept(l, lfd, never_accept_cb, NULL, &acc), 0);
         ck_assert_int_eq(loop_add_signal(l, SIGUSR1, signal_cb, NULL, &sig), 0);
+        /* Floating: owned by the loop, freed with it (the leak checker watches). */
+        ck_assert_int_eq(loop_add_timer(l, USEC_INFINITY - 1, log_timer_cb, NULL, NULL), 0);
+        ck_assert_int_eq(loop_add_io(l, p[0], POLLIN, never_io_cb, NULL, NULL), 0);
+        ck_assert_int_eq(loop_add_accept(l, lfd, never_accept_cb, NULL, NULL), 0);
         ck_assert_int_eq(loop_run_once(l, 0), 0);
 
         /* The loop goes first: it cancels and drains, the sources forget it. */
@@ -558,6 +650,46 @@ START_TEST(test_loop_free_with_live_sources)
         loop_source_free(sig);
         safe_close(p[0]);
         safe_close(p[1]);
+}
+END_TEST
+
+/* In a child, make io_uring_setup fail with `error` the way seccomp or
+ * kernel.io_uring_disabled do, and return what loop_new() says (as exit status). */
+static int loop_new_with_io_uring_failing(int error)
+{
+        struct sock_filter filter[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)error),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = ELEMENTSOF(filter), .filter = filter};
+        int status;
+        pid_t pid;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                Loop *l = NULL;
+                int r;
+
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+                    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+                        _exit(255);
+                r = loop_new(&l);
+                _exit(r < 0 && !l ? -r : 254);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+START_TEST(test_io_uring_unavailable)
+{
+        /* The architecture check of a real filter is left out: the filter lives only
+         * in this test's child. */
+        ck_assert_int_eq(loop_new_with_io_uring_failing(EPERM), EPERM);
+        ck_assert_int_eq(loop_new_with_io_uring_failing(ENOSYS), ENOSYS);
 }
 END_TEST
 
@@ -593,6 +725,7 @@ int main(void)
         tc = tcase_create("loop");
         tcase_add_test(tc, test_timer_order);
         tcase_add_test(tc, test_timer_rearm);
+        tcase_add_test(tc, test_timer_earlier);
         tcase_add_test(tc, test_timer_disarm);
         tcase_add_test(tc, test_timer_free_in_callback);
         tcase_add_test(tc, test_timer_many);
@@ -601,9 +734,11 @@ int main(void)
         tcase_add_test(tc, test_signal);
         tcase_add_test(tc, test_child);
         tcase_add_test(tc, test_accept);
+        tcase_add_test(tc, test_accept_emfile);
         tcase_add_test(tc, test_free_inflight);
         tcase_add_test(tc, test_loop_free_with_live_sources);
         tcase_add_test(tc, test_exit_code);
+        tcase_add_test(tc, test_io_uring_unavailable);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
