@@ -622,8 +622,13 @@ int conn_send(Conn *c, const Cluster__Envelope *msg)
         /* What we would refuse to receive, the peer most likely refuses too. */
         if (n > c->dec.max_frame)
                 return -EMSGSIZE;
-        if (size_add_overflow(conn_queued(c), n + FRAME_HEADER_SIZE, &total) ||
-            total > c->hard_limit)
+        n += FRAME_HEADER_SIZE;
+        /* The stream will hold ciphertext: 22 bytes more per record of up to 16 KiB.
+         * Counting them here keeps the stream's own hard limit from refusing what we
+         * accepted (which would end the connection). */
+        if (c->tls)
+                n += n / 512 + 64;
+        if (size_add_overflow(conn_queued(c), n, &total) || total > c->hard_limit)
                 return -ENOBUFS;
         r = frame_encode(&c->out, msg);
         if (r < 0)
