@@ -37,6 +37,7 @@
 #define CONN_CLOSE_TIMEOUT (5 * USEC_PER_SEC)
 /* Plaintext taken from TLS per step: a few records. */
 #define CONN_TLS_READ_SIZE (64U * 1024)
+#define CONN_BUF_KEEP_MAX (1024U * 1024)
 #define CONN_HIGH_WATER_DEFAULT (1024U * 1024)
 #define CONN_HARD_LIMIT_DEFAULT (64U * 1024 * 1024)
 
@@ -236,6 +237,8 @@ static void conn_flush(Conn *c)
                 else
                         r = stream_write(c->stream, buf_head(&c->out), buf_size(&c->out));
                 buf_clear(&c->out);
+                if (c->out.cap > CONN_BUF_KEEP_MAX)
+                        buf_done(&c->out); /* an idle connection keeps no megabytes */
                 if (r < 0) {
                         conn_end_later(c, r, "failed to queue output");
                         return;

@@ -7,6 +7,9 @@
 #include "basic/string-util.h"
 #include "shared/frame.h"
 
+/* An empty buffer larger than this is freed after use. */
+#define FRAME_BUF_KEEP_MAX (1024U * 1024)
+
 static uint32_t be32_read(const uint8_t *p)
 {
         return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -162,6 +165,9 @@ int frame_decoder_next(FrameDecoder *d, Cluster__Envelope **ret)
                 return -EBADMSG;
         }
         buf_consume(&d->buf, FRAME_HEADER_SIZE + n);
+        /* Don't keep a big frame's room on an idle connection. */
+        if (buf_size(&d->buf) == 0 && d->buf.cap > FRAME_BUF_KEEP_MAX)
+                buf_done(&d->buf);
         *ret = m;
         return 1;
 }
