@@ -61,6 +61,7 @@ typedef struct Peer {
         int close_error;
         char *close_reason;
         char peer_address[SOCKET_ADDRESS_STRING_MAX];
+        char hello_name[32];
         uint8_t peer_fp[TLS_FINGERPRINT_SIZE];
         bool have_peer_fp;
 } Peer;
@@ -196,6 +197,9 @@ static void on_message(Conn *c, const Cluster__Envelope *m, void *userdata)
                 }
                 break;
         }
+        case CLUSTER__ENVELOPE__MSG_HELLO:
+                snprintf(p->hello_name, sizeof(p->hello_name), "%s", m->hello->name);
+                break;
         case CLUSTER__ENVELOPE__MSG_ERROR:
                 p->error_code = m->error->code;
                 free(p->error_message);
@@ -793,6 +797,102 @@ START_TEST(test_plain_unix_connect)
 }
 END_TEST
 
+/* Many TLS clients at once on one loop, served by one listener. */
+#define N_CLIENTS 16
+
+typedef struct Many {
+        Peer servers[N_CLIENTS];
+        unsigned n_accepted;
+        ConnConfig cfg;
+} Many;
+
+static void many_accept_fn(LoopSource *s, int fd, int error, void *userdata)
+{
+        Many *m = userdata;
+        Peer *p;
+
+        ck_assert_int_eq(error, 0);
+        ck_assert_uint_lt(m->n_accepted, N_CLIENTS);
+        p = &m->servers[m->n_accepted++];
+        *p = (Peer){.name = "server", .echo_pings = true};
+        ck_assert_int_eq(conn_new(loop, fd, &m->cfg, &peer_ops, p, &p->conn), 0);
+}
+
+START_TEST(test_many_clients)
+{
+        Many m = {.cfg = {.tls = server_id, .server = true}};
+        Peer clients[N_CLIENTS];
+        ConnConfig ccfg = {.tls = client_id};
+        struct sockaddr_in sin;
+        socklen_t len = sizeof(sin);
+        LoopSource *acc = NULL;
+        char address[64];
+        Peer *server_of[N_CLIENTS] = {};
+        char name[32];
+        unsigned done;
+        int fd;
+
+        ck_assert_int_eq(socket_listen("127.0.0.1:0", 64, 0, &fd), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+        snprintf(address, sizeof(address), "127.0.0.1:%u", ntohs(sin.sin_port));
+        ck_assert_int_eq(loop_add_accept(loop, fd, many_accept_fn, &m, &acc), 0);
+
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                clients[i] = (Peer){.name = "client"};
+                ck_assert_int_eq(conn_connect(loop, address, &ccfg, &peer_ops, &clients[i],
+                                              &clients[i].conn),
+                                 0);
+                snprintf(name, sizeof(name), "client-%u", i);
+                send_hello(clients[i].conn, name);
+                for (uint64_t k = 0; k < 50; k++)
+                        send_ping(clients[i].conn, k);
+        }
+        do {
+                ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
+                done = 0;
+                for (unsigned i = 0; i < N_CLIENTS; i++) {
+                        ck_assert(!clients[i].closed);
+                        done += clients[i].n_pongs == 50;
+                }
+        } while (done < N_CLIENTS);
+        ck_assert_uint_eq(m.n_accepted, N_CLIENTS);
+
+        /* Which server conn talks to which client: the hello says. */
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                unsigned k;
+                ck_assert_int_eq(sscanf(m.servers[i].hello_name, "client-%u", &k), 1);
+                ck_assert_uint_lt(k, N_CLIENTS);
+                ck_assert_ptr_null(server_of[k]);
+                server_of[k] = &m.servers[i];
+                ck_assert_uint_eq(m.servers[i].n_messages, 51);
+        }
+
+        /* Half of them close, the others are closed by the server side. */
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                if (i % 2 == 0)
+                        conn_close(clients[i].conn, "client done");
+                else
+                        conn_close(server_of[i]->conn, "server done");
+        }
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                Peer *closer = i % 2 == 0 ? &clients[i] : server_of[i];
+                Peer *other = i % 2 == 0 ? server_of[i] : &clients[i];
+
+                run_until_both_closed(&clients[i], server_of[i]);
+                ck_assert_int_eq(closer->close_error, 0);
+                ck_assert_str_eq(closer->close_reason, i % 2 == 0 ? "client done" : "server done");
+                ck_assert_int_eq(other->close_error, 0);
+                ck_assert_str_eq(other->close_reason, "peer closed the connection");
+        }
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                peer_done(&clients[i]);
+                peer_done(&m.servers[i]);
+        }
+        loop_source_free(acc);
+        safe_close(fd);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("conn");
@@ -827,6 +927,7 @@ int main(void)
         tcase_add_test(tc, test_handshake_timeout);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_plain_unix_connect);
+        tcase_add_test(tc, test_many_clients);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
