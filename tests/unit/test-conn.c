@@ -797,6 +797,84 @@ START_TEST(test_plain_unix_connect)
 }
 END_TEST
 
+/* A peer that sends and closes at once: a receiver that pauses on the way still gets
+ * every frame before on_close. */
+static void close_after_burst(bool tls)
+{
+        Peer sender = {.name = "sender"}, receiver = {.name = "receiver", .pause_every = 3};
+        ConnConfig scfg = {.tls = tls ? client_id : NULL},
+                   rcfg = {.tls = tls ? server_id : NULL, .server = true};
+        Listener l = {.fd = -EBADF};
+
+        if (tls)
+                tls_pair(&l, &receiver, &sender, &rcfg, &scfg);
+        else
+                plain_pair(&sender, &receiver, &scfg, &rcfg);
+        for (unsigned i = 0; i < 30; i++)
+                ck_assert_int_eq(send_output(sender.conn, i, 1000 + i), 0);
+        conn_close(sender.conn, "all sent");
+        run_until_both_closed(&sender, &receiver);
+        ck_assert_uint_eq(receiver.n_outputs, 30);
+        ck_assert_int_eq(receiver.close_error, 0);
+        ck_assert_str_eq(receiver.close_reason, "peer closed the connection");
+        ck_assert_str_eq(sender.close_reason, "all sent");
+        peer_done(&sender);
+        peer_done(&receiver);
+        if (tls)
+                listener_stop(&l);
+}
+
+START_TEST(test_eof_while_paused)
+{
+        Peer receiver = {.name = "receiver", .pause_every = 3};
+        ConnConfig cfg = {};
+        Cluster__TaskOutput o = CLUSTER__TASK_OUTPUT__INIT;
+        Cluster__Envelope e = CLUSTER__ENVELOPE__INIT;
+        uint8_t data[100];
+        Buf out = {};
+        int sv[2];
+
+        /* A raw peer writes ten frames and half of an eleventh, then is gone. */
+        e.msg_case = CLUSTER__ENVELOPE__MSG_TASK_OUTPUT;
+        e.task_output = &o;
+        o.stream = CLUSTER__STREAM__STREAM_STDOUT;
+        o.data.data = data;
+        o.data.len = sizeof(data);
+        for (unsigned i = 0; i < 11; i++) {
+                o.task_id = i;
+                for (size_t k = 0; k < sizeof(data); k++)
+                        data[k] = (uint8_t)(i * 31 + k);
+                ck_assert_int_eq(frame_encode(&out, &e), 0);
+        }
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(loop_write(sv[0], buf_head(&out), buf_size(&out) - 50), 0);
+        safe_close(sv[0]);
+        buf_done(&out);
+
+        /* The receiver pauses every third frame; it still gets all ten, then learns
+         * that the eleventh was cut. */
+        ck_assert_int_eq(conn_new(loop, sv[1], &cfg, &peer_ops, &receiver, &receiver.conn), 0);
+        run_until(&receiver.closed);
+        ck_assert_uint_eq(receiver.n_outputs, 10);
+        ck_assert_int_eq(receiver.close_error, -EPIPE);
+        ck_assert_str_eq(receiver.close_reason,
+                         "peer closed the connection in the middle of a frame");
+        peer_done(&receiver);
+}
+END_TEST
+
+START_TEST(test_close_after_burst_plain)
+{
+        close_after_burst(false);
+}
+END_TEST
+
+START_TEST(test_close_after_burst_tls)
+{
+        close_after_burst(true);
+}
+END_TEST
+
 /* Many TLS clients at once on one loop, served by one listener. */
 #define N_CLIENTS 16
 
@@ -928,6 +1006,9 @@ int main(void)
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_plain_unix_connect);
         tcase_add_test(tc, test_many_clients);
+        tcase_add_test(tc, test_eof_while_paused);
+        tcase_add_test(tc, test_close_after_burst_plain);
+        tcase_add_test(tc, test_close_after_burst_tls);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
