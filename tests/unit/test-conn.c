@@ -394,6 +394,37 @@ START_TEST(test_tls_request_response)
 }
 END_TEST
 
+START_TEST(test_tls_ipv6)
+{
+        Peer server = {.name = "server", .echo_pings = true}, client = {.name = "client"};
+        ConnConfig scfg = {.tls = server_id, .server = true}, ccfg = {.tls = client_id};
+        Listener l = {.server = &server, .cfg = scfg};
+        struct sockaddr_in6 sin6;
+        socklen_t len = sizeof(sin6);
+        int r;
+
+        r = socket_listen("[::1]:0", 16, 0, &l.fd);
+        if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+                printf("no IPv6 loopback here, not testing it\n");
+                return;
+        }
+        ck_assert_int_eq(r, 0);
+        ck_assert_int_eq(getsockname(l.fd, (struct sockaddr *)&sin6, &len), 0);
+        snprintf(l.address, sizeof(l.address), "[::1]:%u", ntohs(sin6.sin6_port));
+        ck_assert_int_eq(loop_add_accept(loop, l.fd, accept_fn, &l, &l.accept), 0);
+        ck_assert_int_eq(conn_connect(loop, l.address, &ccfg, &peer_ops, &client, &client.conn), 0);
+        send_ping(client.conn, 0);
+        while (client.n_pongs < 1 && !client.closed)
+                ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
+        ck_assert_uint_eq(client.n_pongs, 1);
+        ck_assert_str_eq(conn_peer_address(client.conn), l.address);
+        ck_assert(startswith(conn_peer_address(server.conn), "[::1]:"));
+        peer_done(&client);
+        peer_done(&server);
+        listener_stop(&l);
+}
+END_TEST
+
 /* Sends `total` outputs as fast as back-pressure allows. */
 typedef struct Producer {
         Peer *peer;
@@ -991,6 +1022,7 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_plain_request_response);
         tcase_add_test(tc, test_tls_request_response);
+        tcase_add_test(tc, test_tls_ipv6);
         tcase_add_test(tc, test_bulk_backpressure_plain);
         tcase_add_test(tc, test_bulk_backpressure_tls);
         tcase_add_test(tc, test_oversize_plain);
