@@ -85,6 +85,7 @@ struct LoopSource {
                         int fd;
                         bool stopped;
                         bool got_any;
+                        bool multishot; /* false after a kernel refused it */
                         LoopSource *backoff;
                 } accept;
         };
@@ -108,8 +109,6 @@ struct Loop {
         bool timeout_armed;
         usec_t timeout_when;
         struct __kernel_timespec timeout_ts, update_ts;
-
-        bool accept_multishot;
 
         /* Signals: one signalfd for all of them. */
         int signal_fd;
@@ -339,7 +338,6 @@ int loop_new(Loop **ret)
         if (!l)
                 return -ENOMEM;
         l->signal_fd = -EBADF;
-        l->accept_multishot = true;
         l->timeout_op = (LoopOp){.fn = timeout_op_fn, .kind = LOOP_OP_TIMEOUT};
         l->signal_op = (LoopOp){.fn = signal_op_fn, .kind = LOOP_OP_SIGNAL};
         sigemptyset(&l->signal_mask);
@@ -1003,7 +1001,7 @@ static void accept_arm(LoopSource *s)
         sqe = loop_get_sqe(l, &s->accept.op);
         if (!sqe)
                 return;
-        if (l->accept_multishot)
+        if (s->accept.multishot)
                 io_uring_prep_multishot_accept(sqe, s->accept.fd, NULL, NULL,
                                                SOCK_CLOEXEC | SOCK_NONBLOCK);
         else
@@ -1045,9 +1043,9 @@ static void accept_op_fn(Loop *l, LoopOp *op, const struct io_uring_cqe *cqe)
                 case -EPROTO:
                         break; /* transient: accept again */
                 case -EINVAL:
-                        if (l->accept_multishot && !s->accept.got_any) {
+                        if (s->accept.multishot && !s->accept.got_any) {
                                 /* Kernel without multishot accept (< 5.19). */
-                                l->accept_multishot = false;
+                                s->accept.multishot = false;
                                 break;
                         }
                         s->accept.stopped = true;
@@ -1100,6 +1098,7 @@ int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata, L
         s->accept.cb = cb;
         s->accept.fd = listen_fd;
         s->accept.op = (LoopOp){.fn = accept_op_fn, .kind = LOOP_OP_ACCEPT};
+        s->accept.multishot = true;
         accept_arm(s);
         if (!s->accept.op.inflight) {
                 loop_source_free(s);

@@ -78,7 +78,9 @@ int loop_add_signal(Loop *l, int sig, loop_signal_cb cb, void *userdata, LoopSou
 
 /* Called once when the child exits; si and ru come from the waitid(P_PIDFD, WEXITED)
  * system call (its fifth argument gives the child's rusage) and the child is reaped.
- * The loop takes ownership of pidfd. */
+ * The loop takes ownership of pidfd on success (on failure it stays the caller's).
+ * If the child was reaped by someone else, si has si_pid 0 and si_errno set (ECHILD)
+ * and ru is zero. */
 typedef void (*loop_child_cb)(LoopSource *s, const siginfo_t *si, const struct rusage *ru,
                               void *userdata);
 int loop_add_child(Loop *l, int pidfd, loop_child_cb cb, void *userdata, LoopSource **ret);

@@ -159,12 +159,28 @@ static void stream_check_drain(Stream *s)
         }
 }
 
+/* Closing a socket that still has unread input makes the kernel answer with a reset,
+ * which can destroy what we just sent before the peer read it. Drop what is there
+ * (bounded: a peer that keeps sending gets its reset). */
+static void stream_discard_input(Stream *s)
+{
+        uint8_t scratch[4096];
+
+        for (unsigned i = 0; i < 64; i++) {
+                ssize_t n = recv(s->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+                if (n <= 0 && !(n < 0 && errno == EINTR))
+                        break;
+        }
+}
+
 /* Everything flushed: carry out a pending half-close or close. */
 static void stream_after_flush(Stream *s)
 {
         if (s->closed || !stream_flushed(s))
                 return;
         if (s->closing || s->read_eof) {
+                if (s->closing && s->is_socket && !s->read_eof)
+                        stream_discard_input(s);
                 stream_finish(s, 0);
                 return;
         }

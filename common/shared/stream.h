@@ -36,7 +36,8 @@ typedef struct StreamLimits {
         size_t hard_limit; /* default 64 MiB */
 } StreamLimits;
 
-/* Takes ownership of fd (sockets and pipes; set non-blocking by the stream).
+/* Takes ownership of fd (sockets and pipes; set non-blocking by the stream) on success;
+ * on failure the fd is still the caller's to close.
  *
  * Sockets are read and written with IORING_OP_RECV/SEND, anything else (pipes, ttys)
  * with IORING_OP_READ/WRITE. The fd's access mode decides the directions: a pipe end
@@ -61,7 +62,9 @@ int stream_write(Stream *s, const void *data, size_t size);
  * pipes). */
 int stream_shutdown_write(Stream *s);
 /* Flush then close; on_close(0) follows (from the loop, never from inside this call).
- * Bytes that arrive meanwhile are dropped. */
+ * Bytes that arrive meanwhile are dropped. If the peer keeps sending after that, the
+ * kernel resets the connection, which can destroy data the peer has not read yet: for
+ * an end the peer must see in full, stream_shutdown_write() and wait for its EOF. */
 void stream_close(Stream *s);
 void stream_pause_read(Stream *s);
 void stream_resume_read(Stream *s);

@@ -238,6 +238,75 @@ START_TEST(test_timer_many)
 }
 END_TEST
 
+#define N_TCHURN 200
+static LoopSource *tchurn[N_TCHURN];
+static unsigned tchurn_seed = 7, tchurn_calls;
+
+static unsigned tchurn_rand(void)
+{
+        tchurn_seed = tchurn_seed * 1103515245 + 12345;
+        return tchurn_seed >> 16;
+}
+
+static void tchurn_cb(LoopSource *s, void *userdata)
+{
+        unsigned i = (unsigned)(uintptr_t)userdata, j = tchurn_rand() % N_TCHURN;
+        Loop *l = loop_source_loop(s);
+
+        ck_assert_ptr_eq(tchurn[i], s); /* never called after its free */
+        tchurn_calls++;
+        switch (tchurn_rand() % 5) {
+        case 0:
+                tchurn[i] = loop_source_free(s);
+                break;
+        case 1:
+                tchurn[j] = loop_source_free(tchurn[j]);
+                break;
+        case 2:
+                if (tchurn[j])
+                        loop_timer_disarm(tchurn[j]);
+                break;
+        case 3:
+                if (!tchurn[j])
+                        ck_assert_int_eq(loop_add_timer(l, loop_now(l) + tchurn_rand() % 500,
+                                                        tchurn_cb, (void *)(uintptr_t)j,
+                                                        &tchurn[j]),
+                                         0);
+                break;
+        }
+        if (tchurn[i] && tchurn_rand() % 3)
+                ck_assert_int_eq(loop_timer_set(s, loop_now(l) + tchurn_rand() % 1000), 0);
+        if (tchurn[j] && tchurn_rand() % 4 == 0)
+                ck_assert_int_eq(loop_timer_set(tchurn[j], loop_now(l) + tchurn_rand() % 300), 0);
+}
+
+START_TEST(test_timer_churn)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        usec_t n = now(CLOCK_MONOTONIC);
+
+        tchurn_calls = 0;
+        for (unsigned i = 0; i < N_TCHURN; i++)
+                ck_assert_int_eq(loop_add_timer(l, n + tchurn_rand() % 1000, tchurn_cb,
+                                                (void *)(uintptr_t)i, &tchurn[i]),
+                                 0);
+        while (tchurn_calls < 5000) {
+                /* Keep the population up: empty slots refill, disarmed ones re-arm. */
+                unsigned j = tchurn_rand() % N_TCHURN;
+                if (!tchurn[j])
+                        ck_assert_int_eq(loop_add_timer(l, loop_now(l) + tchurn_rand() % 1000,
+                                                        tchurn_cb, (void *)(uintptr_t)j,
+                                                        &tchurn[j]),
+                                         0);
+                else if (tchurn_rand() % 8 == 0)
+                        ck_assert_int_eq(loop_timer_set(tchurn[j], loop_now(l)), 0);
+                ck_assert_int_eq(loop_run_once(l, 2000), 0);
+        }
+        for (unsigned i = 0; i < N_TCHURN; i++)
+                tchurn[i] = loop_source_free(tchurn[i]);
+}
+END_TEST
+
 /* ---- io watches ---- */
 
 static unsigned io_calls;
@@ -548,6 +617,33 @@ START_TEST(test_accept_emfile)
 }
 END_TEST
 
+static int accept_error;
+
+static void accept_error_cb(LoopSource *s, int fd, int error, void *userdata)
+{
+        ck_assert_int_lt(fd, 0);
+        ck_assert_int_eq(accept_error, 0);
+        accept_error = error;
+}
+
+START_TEST(test_accept_not_listening)
+{
+        _cleanup_(loop_freep) Loop *l = new_loop();
+        _cleanup_(loop_source_freep) LoopSource *s = NULL;
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* Reported once, then the source stays quiet (the test would see a second). */
+        accept_error = 0;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_add_accept(l, fd, accept_error_cb, NULL, &s), 0);
+        while (accept_error == 0)
+                ck_assert_int_eq(loop_run_once(l, USEC_INFINITY), 0);
+        ck_assert_int_eq(accept_error, -EINVAL);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(loop_run_once(l, 1000), 0);
+}
+END_TEST
+
 /* ---- freeing with SQEs in flight ---- */
 
 static void never_io_cb(LoopSource *s, int fd, uint32_t revents, void *userdata)
@@ -729,12 +825,14 @@ int main(void)
         tcase_add_test(tc, test_timer_disarm);
         tcase_add_test(tc, test_timer_free_in_callback);
         tcase_add_test(tc, test_timer_many);
+        tcase_add_test(tc, test_timer_churn);
         tcase_add_test(tc, test_io_eventfd);
         tcase_add_test(tc, test_io_pipe);
         tcase_add_test(tc, test_signal);
         tcase_add_test(tc, test_child);
         tcase_add_test(tc, test_accept);
         tcase_add_test(tc, test_accept_emfile);
+        tcase_add_test(tc, test_accept_not_listening);
         tcase_add_test(tc, test_free_inflight);
         tcase_add_test(tc, test_loop_free_with_live_sources);
         tcase_add_test(tc, test_exit_code);
