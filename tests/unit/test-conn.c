@@ -56,6 +56,7 @@ typedef struct Peer {
         bool paused;
         LoopSource *resume_timer;
         Cluster__ErrorCode error_code;
+        uint64_t error_request_id;
         char *error_message;
         bool closed;
         int close_error;
@@ -202,6 +203,7 @@ static void on_message(Conn *c, const Cluster__Envelope *m, void *userdata)
                 break;
         case CLUSTER__ENVELOPE__MSG_ERROR:
                 p->error_code = m->error->code;
+                p->error_request_id = m->error->request_id;
                 free(p->error_message);
                 p->error_message = strdup(m->error->message);
                 break;
@@ -561,6 +563,20 @@ START_TEST(test_send_limit)
         while (b.n_outputs < 1 && !b.closed)
                 ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
         ck_assert_uint_eq(b.n_outputs, 1);
+
+        /* An error as an answer: the peer gets it, then the end. */
+        ck_assert_int_eq(conn_send_error_and_close(b.conn, CLUSTER__ERROR_CODE__ERROR_BUSY, 77,
+                                                   "busy: %d", 5),
+                         0);
+        ck_assert_int_eq(conn_send_error_and_close(b.conn, CLUSTER__ERROR_CODE__ERROR_BUSY, 0, "x"),
+                         -ENOTCONN);
+        run_until_both_closed(&a, &b);
+        ck_assert_int_eq(a.error_code, CLUSTER__ERROR_CODE__ERROR_BUSY);
+        ck_assert_uint_eq(a.error_request_id, 77);
+        ck_assert_str_eq(a.error_message, "busy: 5");
+        ck_assert_int_eq(b.close_error, 0);
+        ck_assert_str_eq(b.close_reason, "busy: 5");
+        ck_assert_str_eq(a.close_reason, "peer closed the connection");
         peer_done(&a);
         peer_done(&b);
 }
