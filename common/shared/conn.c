@@ -37,6 +37,7 @@
 #define CONN_CLOSE_TIMEOUT (5 * USEC_PER_SEC)
 /* Plaintext taken from TLS per step: a few records. */
 #define CONN_TLS_READ_SIZE (64U * 1024)
+#define CONN_BUF_KEEP_MAX (1024U * 1024)
 #define CONN_HIGH_WATER_DEFAULT (1024U * 1024)
 #define CONN_HARD_LIMIT_DEFAULT (64U * 1024 * 1024)
 
@@ -74,6 +75,15 @@ struct Conn {
         unsigned dispatching;
         int close_error;
         char *close_reason;
+
+        /* conn_close() during the TLS handshake: close once it completed and what was
+         * queued is flushed. */
+        bool close_requested;
+        char *close_request;
+
+        /* The peer closed its side and the stream is gone, but frames it sent before
+         * may still wait in the decoder (we were paused): they are delivered first. */
+        bool peer_eof;
 };
 
 static void conn_process(Conn *c);
@@ -93,6 +103,7 @@ static void conn_unref(Conn *c)
         frame_decoder_done(&c->dec);
         buf_done(&c->out);
         free(c->close_reason);
+        free(c->close_request);
         free(c->pending_reason);
         free(c->connect_address);
         free(c);
@@ -191,8 +202,8 @@ static void conn_begin_close(Conn *c, int error, const char *reason)
 {
         if (c->closed || c->closing)
                 return;
-        if (!c->stream) {
-                conn_end_later(c, error, reason);
+        if (!c->stream || c->peer_eof) {
+                conn_end_later(c, error, reason); /* nothing left to flush to */
                 return;
         }
         c->close_error = error;
@@ -226,7 +237,7 @@ static void conn_flush(Conn *c)
 
         /* Not gated on `closing`: conn_begin_close flushes its close_notify after
          * setting it; nobody else queues anything once it is set. */
-        if (c->closed || !c->stream || c->pending_end)
+        if (c->closed || !c->stream || c->pending_end || c->peer_eof)
                 return;
         if (c->tls && tls_session_error(c->tls))
                 buf_clear(&c->out); /* the session is dead; only its alert goes out */
@@ -236,6 +247,8 @@ static void conn_flush(Conn *c)
                 else
                         r = stream_write(c->stream, buf_head(&c->out), buf_size(&c->out));
                 buf_clear(&c->out);
+                if (c->out.cap > CONN_BUF_KEEP_MAX)
+                        buf_done(&c->out); /* an idle connection keeps no megabytes */
                 if (r < 0) {
                         conn_end_later(c, r, "failed to queue output");
                         return;
@@ -353,8 +366,20 @@ static void conn_process(Conn *c)
                         cluster__envelope__free_unpacked(m, NULL);
                         continue;
                 }
-                if (!c->tls || !c->ready || conn_tls_read(c) <= 0)
-                        return;
+                if (c->tls && c->ready) {
+                        ssize_t n = conn_tls_read(c);
+                        if (n > 0)
+                                continue;
+                        if (n < 0)
+                                return;
+                }
+                /* All input handled. */
+                if (c->peer_eof)
+                        conn_finish(c, buf_size(&c->dec.buf) > 0 ? -EPIPE : 0,
+                                    buf_size(&c->dec.buf) > 0
+                                            ? "peer closed the connection in the middle of a frame"
+                                            : "peer closed the connection");
+                return;
         }
 }
 
@@ -375,6 +400,8 @@ static void conn_handshake_done(Conn *c)
         }
         c->ready = true;
         conn_flush(c); /* what was queued meanwhile */
+        if (c->close_requested)
+                conn_begin_close(c, 0, c->close_request);
 }
 
 /* End of a batch of work: send what the callbacks queued. */
@@ -448,8 +475,17 @@ static void stream_close_fn(Stream *s, int error, void *userdata)
         else if (c->tls && !c->ready) {
                 error = -ECONNRESET;
                 reason = strdup("peer closed the connection during the TLS handshake");
-        } else
-                reason = strdup("peer closed the connection");
+        } else {
+                /* Orderly EOF: deliver what is still buffered (now, or once resumed),
+                 * then finish. */
+                c->peer_eof = true;
+                conn_ref(c);
+                c->dispatching++;
+                conn_process(c);
+                conn_batch_end(c);
+                conn_unref(c);
+                return;
+        }
         conn_finish(c, error, reason ?: "connection closed");
 }
 
@@ -616,14 +652,20 @@ int conn_send(Conn *c, const Cluster__Envelope *msg)
 
         assert(msg);
 
-        if (!c || c->closed || c->closing || c->dead || !c->stream)
+        if (!c || c->closed || c->closing || c->dead || !c->stream || c->close_requested ||
+            c->peer_eof)
                 return -ENOTCONN;
         n = cluster__envelope__get_packed_size(msg);
         /* What we would refuse to receive, the peer most likely refuses too. */
         if (n > c->dec.max_frame)
                 return -EMSGSIZE;
-        if (size_add_overflow(conn_queued(c), n + FRAME_HEADER_SIZE, &total) ||
-            total > c->hard_limit)
+        n += FRAME_HEADER_SIZE;
+        /* The stream will hold ciphertext: 22 bytes more per record of up to 16 KiB.
+         * Counting them here keeps the stream's own hard limit from refusing what we
+         * accepted (which would end the connection). */
+        if (c->tls)
+                n += n / 512 + 64;
+        if (size_add_overflow(conn_queued(c), n, &total) || total > c->hard_limit)
                 return -ENOBUFS;
         r = frame_encode(&c->out, msg);
         if (r < 0)
@@ -642,7 +684,7 @@ int conn_send_error_and_close(Conn *c, Cluster__ErrorCode code, uint64_t request
         va_list ap;
         int r;
 
-        if (!c || c->closed || c->closing || c->dead || !c->stream)
+        if (!c || c->closed || c->closing || c->dead || !c->stream || c->peer_eof)
                 return -ENOTCONN;
 
         va_start(ap, format);
@@ -677,8 +719,15 @@ int conn_send_error_and_close(Conn *c, Cluster__ErrorCode code, uint64_t request
 
 void conn_close(Conn *c, const char *reason)
 {
-        if (!c || c->closed || c->closing || c->dead)
+        if (!c || c->closed || c->closing || c->dead || c->close_requested)
                 return;
+        if (c->tls && !c->handshake_seen && c->stream && !c->peer_eof) {
+                /* What was queued goes out once the peer is accepted; then we close. */
+                c->close_requested = true;
+                if (reason && free_and_strdup(&c->close_request, reason) < 0)
+                        c->close_request = NULL;
+                return;
+        }
         conn_begin_close(c, 0, reason);
 }
 

@@ -7,6 +7,9 @@
 #include "basic/string-util.h"
 #include "shared/frame.h"
 
+/* An empty buffer larger than this is freed after use. */
+#define FRAME_BUF_KEEP_MAX (1024U * 1024)
+
 static uint32_t be32_read(const uint8_t *p)
 {
         return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -100,6 +103,43 @@ void frame_decoder_commit(FrameDecoder *d, size_t n)
                 d->buf.len = d->buf.rpos + FRAME_HEADER_SIZE;
 }
 
+/* protobuf-c keeps fields it does not know, to be packed again; but it accepts a field
+ * number 0 when its tag is spelled with a redundant varint byte, and refuses the same
+ * field once packed canonically. Such a message would poison whoever we forward it to,
+ * so it is refused here like any other that does not unpack. */
+static bool unknown_fields_valid(const ProtobufCMessage *m)
+{
+        const ProtobufCMessageDescriptor *desc = m->descriptor;
+        const uint8_t *base = (const uint8_t *)m;
+
+        for (unsigned i = 0; i < m->n_unknown_fields; i++)
+                if (m->unknown_fields[i].tag == 0)
+                        return false;
+        for (unsigned i = 0; i < desc->n_fields; i++) {
+                const ProtobufCFieldDescriptor *f = &desc->fields[i];
+
+                if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+                        continue;
+                if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+                        continue;
+                if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+                        size_t n = *(const size_t *)(base + f->quantifier_offset);
+                        const ProtobufCMessage *const *v =
+                                *(const ProtobufCMessage *const *const *)(base + f->offset);
+                        for (size_t k = 0; k < n; k++)
+                                if (v[k] && !unknown_fields_valid(v[k]))
+                                        return false;
+                } else {
+                        const ProtobufCMessage *sub =
+                                *(const ProtobufCMessage *const *)(base + f->offset);
+                        if (sub && !unknown_fields_valid(sub))
+                                return false;
+                }
+        }
+        return true;
+}
+
 int frame_decoder_next(FrameDecoder *d, Cluster__Envelope **ret)
 {
         Cluster__Envelope *m;
@@ -120,11 +160,14 @@ int frame_decoder_next(FrameDecoder *d, Cluster__Envelope **ret)
         m = cluster__envelope__unpack(NULL, n, buf_head(&d->buf) + FRAME_HEADER_SIZE);
         if (!m)
                 return -EBADMSG; /* left in place: the error is sticky */
-        if (m->msg_case == CLUSTER__ENVELOPE__MSG__NOT_SET) {
+        if (m->msg_case == CLUSTER__ENVELOPE__MSG__NOT_SET || !unknown_fields_valid(&m->base)) {
                 cluster__envelope__free_unpacked(m, NULL);
                 return -EBADMSG;
         }
         buf_consume(&d->buf, FRAME_HEADER_SIZE + n);
+        /* Don't keep a big frame's room on an idle connection. */
+        if (buf_size(&d->buf) == 0 && d->buf.cap > FRAME_BUF_KEEP_MAX)
+                buf_done(&d->buf);
         *ret = m;
         return 1;
 }

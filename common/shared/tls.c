@@ -22,6 +22,10 @@
         "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"                     \
         "+CHACHA20-POLY1305"
 
+/* An empty buffer larger than this is freed rather than kept: after a burst, an idle
+ * connection should not hold megabytes (a scheduler has a thousand of them). */
+#define TLS_BUF_KEEP_MAX (1024U * 1024)
+
 /* Key and certificate files are small; anything bigger is not ours. */
 #define TLS_FILE_MAX (64U * 1024)
 
@@ -452,6 +456,8 @@ static ssize_t session_pull(gnutls_transport_ptr_t p, void *data, size_t size)
         }
         memcpy(data, buf_head(&s->in), n);
         buf_consume(&s->in, n);
+        if (buf_size(&s->in) == 0 && s->in.cap > TLS_BUF_KEEP_MAX)
+                buf_done(&s->in);
         return (ssize_t)n;
 }
 
@@ -649,6 +655,8 @@ size_t tls_session_pending_output(const TlsSession *s, const void **ret_data)
 void tls_session_consume_output(TlsSession *s, size_t n)
 {
         buf_consume(&s->out, MIN(n, buf_size(&s->out)));
+        if (buf_size(&s->out) == 0 && s->out.cap > TLS_BUF_KEEP_MAX)
+                buf_done(&s->out);
 }
 
 void tls_session_bye(TlsSession *s)

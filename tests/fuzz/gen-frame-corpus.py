@@ -121,6 +121,8 @@ SEEDS = {
     "run-request-no-spec": frame(env(RUN_REQUEST, u(1, 7))),
     "deep-length-overflow": frame(env(STATUS_REPLY, key(2, 2) + varint(1 << 40))),
     "valid-then-garbage": frame(ping) + b"\x00\x00\x00\x04\xff\xff\xff\xff",
+    # field number 0 in a two-byte tag: protobuf-c unpacks it but cannot read it back
+    "unknown-field-zero": frame(env(PING, u(1, 5) + b"\x80\x00\x00")),
 }
 
 

@@ -56,11 +56,13 @@ typedef struct Peer {
         bool paused;
         LoopSource *resume_timer;
         Cluster__ErrorCode error_code;
+        uint64_t error_request_id;
         char *error_message;
         bool closed;
         int close_error;
         char *close_reason;
         char peer_address[SOCKET_ADDRESS_STRING_MAX];
+        char hello_name[32];
         uint8_t peer_fp[TLS_FINGERPRINT_SIZE];
         bool have_peer_fp;
 } Peer;
@@ -196,8 +198,12 @@ static void on_message(Conn *c, const Cluster__Envelope *m, void *userdata)
                 }
                 break;
         }
+        case CLUSTER__ENVELOPE__MSG_HELLO:
+                snprintf(p->hello_name, sizeof(p->hello_name), "%s", m->hello->name);
+                break;
         case CLUSTER__ENVELOPE__MSG_ERROR:
                 p->error_code = m->error->code;
+                p->error_request_id = m->error->request_id;
                 free(p->error_message);
                 p->error_message = strdup(m->error->message);
                 break;
@@ -390,6 +396,37 @@ START_TEST(test_tls_request_response)
 }
 END_TEST
 
+START_TEST(test_tls_ipv6)
+{
+        Peer server = {.name = "server", .echo_pings = true}, client = {.name = "client"};
+        ConnConfig scfg = {.tls = server_id, .server = true}, ccfg = {.tls = client_id};
+        Listener l = {.server = &server, .cfg = scfg};
+        struct sockaddr_in6 sin6;
+        socklen_t len = sizeof(sin6);
+        int r;
+
+        r = socket_listen("[::1]:0", 16, 0, &l.fd);
+        if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+                printf("no IPv6 loopback here, not testing it\n");
+                return;
+        }
+        ck_assert_int_eq(r, 0);
+        ck_assert_int_eq(getsockname(l.fd, (struct sockaddr *)&sin6, &len), 0);
+        snprintf(l.address, sizeof(l.address), "[::1]:%u", ntohs(sin6.sin6_port));
+        ck_assert_int_eq(loop_add_accept(loop, l.fd, accept_fn, &l, &l.accept), 0);
+        ck_assert_int_eq(conn_connect(loop, l.address, &ccfg, &peer_ops, &client, &client.conn), 0);
+        send_ping(client.conn, 0);
+        while (client.n_pongs < 1 && !client.closed)
+                ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
+        ck_assert_uint_eq(client.n_pongs, 1);
+        ck_assert_str_eq(conn_peer_address(client.conn), l.address);
+        ck_assert(startswith(conn_peer_address(server.conn), "[::1]:"));
+        peer_done(&client);
+        peer_done(&server);
+        listener_stop(&l);
+}
+END_TEST
+
 /* Sends `total` outputs as fast as back-pressure allows. */
 typedef struct Producer {
         Peer *peer;
@@ -526,6 +563,20 @@ START_TEST(test_send_limit)
         while (b.n_outputs < 1 && !b.closed)
                 ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
         ck_assert_uint_eq(b.n_outputs, 1);
+
+        /* An error as an answer: the peer gets it, then the end. */
+        ck_assert_int_eq(conn_send_error_and_close(b.conn, CLUSTER__ERROR_CODE__ERROR_BUSY, 77,
+                                                   "busy: %d", 5),
+                         0);
+        ck_assert_int_eq(conn_send_error_and_close(b.conn, CLUSTER__ERROR_CODE__ERROR_BUSY, 0, "x"),
+                         -ENOTCONN);
+        run_until_both_closed(&a, &b);
+        ck_assert_int_eq(a.error_code, CLUSTER__ERROR_CODE__ERROR_BUSY);
+        ck_assert_uint_eq(a.error_request_id, 77);
+        ck_assert_str_eq(a.error_message, "busy: 5");
+        ck_assert_int_eq(b.close_error, 0);
+        ck_assert_str_eq(b.close_reason, "busy: 5");
+        ck_assert_str_eq(a.close_reason, "peer closed the connection");
         peer_done(&a);
         peer_done(&b);
 }
@@ -793,6 +844,180 @@ START_TEST(test_plain_unix_connect)
 }
 END_TEST
 
+/* A peer that sends and closes at once: a receiver that pauses on the way still gets
+ * every frame before on_close. */
+static void close_after_burst(bool tls)
+{
+        Peer sender = {.name = "sender"}, receiver = {.name = "receiver", .pause_every = 3};
+        ConnConfig scfg = {.tls = tls ? client_id : NULL},
+                   rcfg = {.tls = tls ? server_id : NULL, .server = true};
+        Listener l = {.fd = -EBADF};
+
+        if (tls)
+                tls_pair(&l, &receiver, &sender, &rcfg, &scfg);
+        else
+                plain_pair(&sender, &receiver, &scfg, &rcfg);
+        for (unsigned i = 0; i < 30; i++)
+                ck_assert_int_eq(send_output(sender.conn, i, 1000 + i), 0);
+        conn_close(sender.conn, "all sent");
+        run_until_both_closed(&sender, &receiver);
+        ck_assert_uint_eq(receiver.n_outputs, 30);
+        ck_assert_int_eq(receiver.close_error, 0);
+        ck_assert_str_eq(receiver.close_reason, "peer closed the connection");
+        ck_assert_str_eq(sender.close_reason, "all sent");
+        peer_done(&sender);
+        peer_done(&receiver);
+        if (tls)
+                listener_stop(&l);
+}
+
+START_TEST(test_eof_while_paused)
+{
+        Peer receiver = {.name = "receiver", .pause_every = 3};
+        ConnConfig cfg = {};
+        Cluster__TaskOutput o = CLUSTER__TASK_OUTPUT__INIT;
+        Cluster__Envelope e = CLUSTER__ENVELOPE__INIT;
+        uint8_t data[100];
+        Buf out = {};
+        int sv[2];
+
+        /* A raw peer writes ten frames and half of an eleventh, then is gone. */
+        e.msg_case = CLUSTER__ENVELOPE__MSG_TASK_OUTPUT;
+        e.task_output = &o;
+        o.stream = CLUSTER__STREAM__STREAM_STDOUT;
+        o.data.data = data;
+        o.data.len = sizeof(data);
+        for (unsigned i = 0; i < 11; i++) {
+                o.task_id = i;
+                for (size_t k = 0; k < sizeof(data); k++)
+                        data[k] = (uint8_t)(i * 31 + k);
+                ck_assert_int_eq(frame_encode(&out, &e), 0);
+        }
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(loop_write(sv[0], buf_head(&out), buf_size(&out) - 50), 0);
+        safe_close(sv[0]);
+        buf_done(&out);
+
+        /* The receiver pauses every third frame; it still gets all ten, then learns
+         * that the eleventh was cut. */
+        ck_assert_int_eq(conn_new(loop, sv[1], &cfg, &peer_ops, &receiver, &receiver.conn), 0);
+        run_until(&receiver.closed);
+        ck_assert_uint_eq(receiver.n_outputs, 10);
+        ck_assert_int_eq(receiver.close_error, -EPIPE);
+        ck_assert_str_eq(receiver.close_reason,
+                         "peer closed the connection in the middle of a frame");
+        peer_done(&receiver);
+}
+END_TEST
+
+START_TEST(test_close_after_burst_plain)
+{
+        close_after_burst(false);
+}
+END_TEST
+
+START_TEST(test_close_after_burst_tls)
+{
+        close_after_burst(true);
+}
+END_TEST
+
+/* Many TLS clients at once on one loop, served by one listener. */
+#define N_CLIENTS 16
+
+typedef struct Many {
+        Peer servers[N_CLIENTS];
+        unsigned n_accepted;
+        ConnConfig cfg;
+} Many;
+
+static void many_accept_fn(LoopSource *s, int fd, int error, void *userdata)
+{
+        Many *m = userdata;
+        Peer *p;
+
+        ck_assert_int_eq(error, 0);
+        ck_assert_uint_lt(m->n_accepted, N_CLIENTS);
+        p = &m->servers[m->n_accepted++];
+        *p = (Peer){.name = "server", .echo_pings = true};
+        ck_assert_int_eq(conn_new(loop, fd, &m->cfg, &peer_ops, p, &p->conn), 0);
+}
+
+START_TEST(test_many_clients)
+{
+        Many m = {.cfg = {.tls = server_id, .server = true}};
+        Peer clients[N_CLIENTS];
+        ConnConfig ccfg = {.tls = client_id};
+        struct sockaddr_in sin;
+        socklen_t len = sizeof(sin);
+        LoopSource *acc = NULL;
+        char address[64];
+        Peer *server_of[N_CLIENTS] = {};
+        char name[32];
+        unsigned done;
+        int fd;
+
+        ck_assert_int_eq(socket_listen("127.0.0.1:0", 64, 0, &fd), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+        snprintf(address, sizeof(address), "127.0.0.1:%u", ntohs(sin.sin_port));
+        ck_assert_int_eq(loop_add_accept(loop, fd, many_accept_fn, &m, &acc), 0);
+
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                clients[i] = (Peer){.name = "client"};
+                ck_assert_int_eq(conn_connect(loop, address, &ccfg, &peer_ops, &clients[i],
+                                              &clients[i].conn),
+                                 0);
+                snprintf(name, sizeof(name), "client-%u", i);
+                send_hello(clients[i].conn, name);
+                for (uint64_t k = 0; k < 50; k++)
+                        send_ping(clients[i].conn, k);
+        }
+        do {
+                ck_assert_int_eq(loop_run_once(loop, USEC_INFINITY), 0);
+                done = 0;
+                for (unsigned i = 0; i < N_CLIENTS; i++) {
+                        ck_assert(!clients[i].closed);
+                        done += clients[i].n_pongs == 50;
+                }
+        } while (done < N_CLIENTS);
+        ck_assert_uint_eq(m.n_accepted, N_CLIENTS);
+
+        /* Which server conn talks to which client: the hello says. */
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                unsigned k;
+                ck_assert_int_eq(sscanf(m.servers[i].hello_name, "client-%u", &k), 1);
+                ck_assert_uint_lt(k, N_CLIENTS);
+                ck_assert_ptr_null(server_of[k]);
+                server_of[k] = &m.servers[i];
+                ck_assert_uint_eq(m.servers[i].n_messages, 51);
+        }
+
+        /* Half of them close, the others are closed by the server side. */
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                if (i % 2 == 0)
+                        conn_close(clients[i].conn, "client done");
+                else
+                        conn_close(server_of[i]->conn, "server done");
+        }
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                Peer *closer = i % 2 == 0 ? &clients[i] : server_of[i];
+                Peer *other = i % 2 == 0 ? server_of[i] : &clients[i];
+
+                run_until_both_closed(&clients[i], server_of[i]);
+                ck_assert_int_eq(closer->close_error, 0);
+                ck_assert_str_eq(closer->close_reason, i % 2 == 0 ? "client done" : "server done");
+                ck_assert_int_eq(other->close_error, 0);
+                ck_assert_str_eq(other->close_reason, "peer closed the connection");
+        }
+        for (unsigned i = 0; i < N_CLIENTS; i++) {
+                peer_done(&clients[i]);
+                peer_done(&m.servers[i]);
+        }
+        loop_source_free(acc);
+        safe_close(fd);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("conn");
@@ -813,6 +1038,7 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_plain_request_response);
         tcase_add_test(tc, test_tls_request_response);
+        tcase_add_test(tc, test_tls_ipv6);
         tcase_add_test(tc, test_bulk_backpressure_plain);
         tcase_add_test(tc, test_bulk_backpressure_tls);
         tcase_add_test(tc, test_oversize_plain);
@@ -827,6 +1053,10 @@ int main(void)
         tcase_add_test(tc, test_handshake_timeout);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_plain_unix_connect);
+        tcase_add_test(tc, test_many_clients);
+        tcase_add_test(tc, test_eof_while_paused);
+        tcase_add_test(tc, test_close_after_burst_plain);
+        tcase_add_test(tc, test_close_after_burst_tls);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <check.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -365,6 +366,89 @@ START_TEST(test_garbage_after_handshake)
 }
 END_TEST
 
+/* A plain GnuTLS client on memory buffers, without any certificate. */
+typedef struct RawClient {
+        gnutls_session_t session;
+        gnutls_certificate_credentials_t cred;
+        Buf in, out;
+} RawClient;
+
+static ssize_t raw_push(gnutls_transport_ptr_t p, const void *data, size_t size)
+{
+        RawClient *c = p;
+        ck_assert_int_eq(buf_append(&c->out, data, size), 0);
+        return (ssize_t)size;
+}
+
+static ssize_t raw_pull(gnutls_transport_ptr_t p, void *data, size_t size)
+{
+        RawClient *c = p;
+        size_t n = MIN(size, buf_size(&c->in));
+
+        if (n == 0) {
+                gnutls_transport_set_errno(c->session, EAGAIN);
+                return -1;
+        }
+        memcpy(data, buf_head(&c->in), n);
+        buf_consume(&c->in, n);
+        return (ssize_t)n;
+}
+
+static int raw_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+        RawClient *c = p;
+
+        if (buf_size(&c->in) > 0)
+                return 1;
+        gnutls_transport_set_errno(c->session, EAGAIN);
+        return -1;
+}
+
+START_TEST(test_client_without_certificate)
+{
+        _cleanup_(tls_identity_unrefp) TlsIdentity *sid = make_identity("server");
+        _cleanup_(tls_session_freep) TlsSession *server = NULL;
+        RawClient c = {};
+        int r = 0, hs = GNUTLS_E_AGAIN;
+
+        ck_assert_int_eq(gnutls_certificate_allocate_credentials(&c.cred), 0);
+        ck_assert_int_eq(gnutls_init(&c.session, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+        ck_assert_int_eq(
+                gnutls_priority_set_direct(c.session, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL), 0);
+        ck_assert_int_eq(gnutls_credentials_set(c.session, GNUTLS_CRD_CERTIFICATE, c.cred), 0);
+        gnutls_transport_set_ptr(c.session, &c);
+        gnutls_transport_set_push_function(c.session, raw_push);
+        gnutls_transport_set_pull_function(c.session, raw_pull);
+        gnutls_transport_set_pull_timeout_function(c.session, raw_pull_timeout);
+
+        ck_assert_int_eq(tls_session_new(sid, true, &server), 0);
+        for (unsigned i = 0; i < 100 && r == 0; i++) {
+                const void *p;
+                size_t n;
+
+                if (hs == GNUTLS_E_AGAIN || hs == GNUTLS_E_INTERRUPTED)
+                        hs = gnutls_handshake(c.session);
+                if (buf_size(&c.out) > 0) {
+                        r = tls_session_feed(server, buf_head(&c.out), buf_size(&c.out));
+                        buf_clear(&c.out);
+                }
+                n = tls_session_pending_output(server, &p);
+                ck_assert_int_eq(buf_append(&c.in, p, n), 0);
+                tls_session_consume_output(server, n);
+        }
+        /* The server demands a certificate: no handshake without one. */
+        ck_assert_int_lt(r, 0);
+        ck_assert(!tls_session_handshake_done(server));
+        ck_assert_ptr_nonnull(tls_session_error(server));
+        ck_assert_ptr_nonnull(strstr(tls_session_error(server), "ertificate"));
+
+        gnutls_deinit(c.session);
+        gnutls_certificate_free_credentials(c.cred);
+        buf_done(&c.in);
+        buf_done(&c.out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("tls");
@@ -381,6 +465,7 @@ int main(void)
         tcase_add_test(tc, test_close_notify);
         tcase_add_test(tc, test_garbage);
         tcase_add_test(tc, test_garbage_after_handshake);
+        tcase_add_test(tc, test_client_without_certificate);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
