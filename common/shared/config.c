@@ -53,6 +53,8 @@ typedef struct Seen {
 
 typedef struct Parser {
         const char *name;
+        const char *data;
+        size_t size;
         const ConfigItem *table;
         size_t n_items;
 
@@ -252,6 +254,20 @@ static char *suggest(const Parser *p, const char *path)
         return best;
 }
 
+/* Line and column (in characters, as libyaml counts them) of a byte offset. */
+static yaml_mark_t mark_at(const Parser *p, size_t offset)
+{
+        yaml_mark_t m = {.index = offset};
+
+        for (size_t i = 0; i < offset && i < p->size; i++) {
+                if (p->data[i] == '\n')
+                        m.line++, m.column = 0;
+                else if (((uint8_t)p->data[i] & 0xc0) != 0x80)
+                        m.column++;
+        }
+        return m;
+}
+
 /* Fetches the next event and enforces the rules that hold wherever an event appears:
  * no aliases, no anchors, no tags, bounded nesting. */
 static int next_event(Parser *p, yaml_event_t *ret)
@@ -263,6 +279,10 @@ static int next_event(Parser *p, yaml_event_t *ret)
                 if (p->yaml.error == YAML_MEMORY_ERROR)
                         return -ENOMEM;
                 const yaml_mark_t *m = &p->yaml.problem_mark;
+                /* The reader (bad characters) gives an offset, not a mark. */
+                yaml_mark_t rm = mark_at(p, p->yaml.problem_offset);
+                if (p->yaml.error == YAML_READER_ERROR)
+                        m = &rm;
                 if (p->yaml.context)
                         return fail(p, -EINVAL, m, "invalid YAML: %s %s", p->yaml.problem,
                                     p->yaml.context);
@@ -763,14 +783,7 @@ static int check_encoding(Parser *p, const char *data, size_t size)
         if (off == size)
                 return 0;
 
-        /* Compute line and column (in characters, as libyaml counts) of the bad byte. */
-        yaml_mark_t m = {.index = off};
-        for (size_t i = 0; i < off; i++) {
-                if (data[i] == '\n')
-                        m.line++, m.column = 0;
-                else if (((uint8_t)data[i] & 0xc0) != 0x80)
-                        m.column++;
-        }
+        yaml_mark_t m = mark_at(p, off);
         return fail(p, -EINVAL, &m, "not valid UTF-8 (byte 0x%02x)", (unsigned)(uint8_t)data[off]);
 }
 
@@ -810,6 +823,8 @@ int config_load_string(const char *name, const char *data, size_t size, const Co
 {
         Parser p = {
                 .name = name ?: "(string)",
+                .data = data,
+                .size = size,
                 .table = table,
                 .n_items = n_items,
         };

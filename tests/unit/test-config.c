@@ -449,7 +449,10 @@ START_TEST(test_encoding)
         expect_error_containing("name: \xe2\x82\n", 9, -EINVAL, "not valid UTF-8"); /* truncated */
         /* UTF-16 with a BOM is not UTF-8. */
         expect_error_containing("\xff\xfen\0a\0", 6, -EINVAL, "test.yaml:1:1: not valid UTF-8");
-        expect_error_containing("name: a\0b\n", 10, -EINVAL, "invalid YAML");
+        expect_error_containing("name: a\0b\n", 10, -EINVAL,
+                                "test.yaml:1:8: invalid YAML: control characters are not allowed");
+        expect_error_containing("# x\nname: \"\x01\"\n", 14, -EINVAL,
+                                "test.yaml:2:8: invalid YAML");
 
         /* Real UTF-8 (and a BOM) is fine. */
         Cfg c;
