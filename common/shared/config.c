@@ -225,8 +225,9 @@ static bool is_section(const Parser *p, const char *path)
         return false;
 }
 
-/* The known key or section closest to path (distance <= 2), or NULL. Candidates are the
- * table's keys and every section prefix of them. */
+/* The known key or section closest to path (distance <= 2), else a key with the same
+ * last component in another section, or NULL. Candidates are the table's keys and every
+ * section prefix of them. */
 static char *suggest(const Parser *p, const char *path)
 {
         size_t best_d = 3;
@@ -251,7 +252,19 @@ static char *suggest(const Parser *p, const char *path)
                                 break;
                 }
         }
-        return best;
+        if (best)
+                return best;
+
+        /* A key written in the wrong section ("max_processes" at the top level for
+         * "limits.max_processes"): the same last component elsewhere. */
+        const char *last = strrchr(path, '.');
+        last = last ? last + 1 : path;
+        for (size_t i = 0; i < p->n_items; i++) {
+                const char *key = p->table[i].key, *klast = strrchr(key, '.');
+                if (streq(klast ? klast + 1 : key, last) && !streq(key, path))
+                        return strdup(key);
+        }
+        return NULL;
 }
 
 /* Line and column (in characters, as libyaml counts them) of a byte offset. */

@@ -242,6 +242,11 @@ START_TEST(test_unknown_keys)
                      "test.yaml:1:1: unknown key 'htp' (did you mean 'http'?)");
         expect_error("http:\n  tls:\n    cret: x\n", -EINVAL,
                      "test.yaml:3:5: unknown key 'http.tls.cret' (did you mean 'http.tls.cert'?)");
+        /* Right key, wrong section. */
+        expect_error("cert: x\n", -EINVAL,
+                     "test.yaml:1:1: unknown key 'cert' (did you mean 'http.tls.cert'?)");
+        expect_error("http:\n  name: x\n", -EINVAL,
+                     "test.yaml:2:3: unknown key 'http.name' (did you mean 'name'?)");
         expect_error("completely_unrelated: 1\n", -EINVAL,
                      "test.yaml:1:1: unknown key 'completely_unrelated'");
         expect_error("name:\n  sub: 1\n", -EINVAL,
