@@ -4,18 +4,22 @@
 # probe daemon (sd-probe) under the daemons' names, then checks through the probe's
 # report that socket activation passes the five named sockets, that the watchdog,
 # users, capabilities, cgroup delegation and sandbox are what the units promise, and
-# that reload and stop behave.
+# that reload and stop behave. When the real daemons are given too, it then runs them
+# under the same units: the scheduler by socket activation, an agent joining it, and a
+# task whose user and capabilities must be those of run_as, with none of the agent's.
 #
 # Needs root, systemd-nspawn (package systemd-container) and a container root file
 # system in $CLUSTER_AI_TEST_ROOTFS (it is never modified: the container runs on a
 # volatile overlay). Make one once with
-#   debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps bookworm DIR
+#   debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps,\
+#       liburing2,libgnutls30,libyaml-0-2,libprotobuf-c1,libsqlite3-0,libjansson4 bookworm DIR
 # Skips (77) when any of these is missing.
 #
-# Arguments: UNITDIR BINDIR PROBE
+# Arguments: UNITDIR CONFIGDIR BINDIR PKGSYSCONFDIR PROBE [SCHEDULER AGENT CLI]
 set -uo pipefail
 
-unitdir=$1 bindir=$2 probe=$3
+unitdir=$1 configdir=$2 bindir=$3 pkgsysconfdir=$4 probe=$5
+scheduler=${6:-} agent=${7:-} cli=${8:-}
 rootfs=${CLUSTER_AI_TEST_ROOTFS:-}
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -151,6 +155,42 @@ check "agent writes /etc" "Read-only file system" "$(report agent write.etc)"
 check "agent state dir" "711 cluster-ai" "$(ct stat -c '%a %U' $statedir/agent)"
 ct systemctl stop cluster-agent.service
 check "agent stopped" inactive "$(ct systemctl is-active cluster-agent.service)"
+
+if [ -n "$scheduler" ] && [ -n "$agent" ] && [ -n "$cli" ]; then
+        echo "== the real daemons"
+        ct systemctl disable --now cluster-agent.service >/dev/null 2>&1
+        ct sh -c "rm -rf $statedir/scheduler/* $statedir/agent/*"
+        cp "$scheduler" "$croot$bindir/cluster-scheduler"
+        cp "$agent" "$croot$bindir/cluster-agent"
+        cp "$cli" "$croot$bindir/cluster-ai"
+        mkdir -p "$croot$pkgsysconfdir"
+        # The shipped files, with the two settings a LAN without mDNS or tokens needs.
+        sed 's/^#auto_approve: false$/auto_approve: true/' "$configdir/scheduler.yaml" \
+                >"$croot$pkgsysconfdir/scheduler.yaml"
+        sed 's/^#scheduler: ""$/scheduler: "127.0.0.1:8786"/' "$configdir/agent.yaml" \
+                >"$croot$pkgsysconfdir/agent.yaml"
+        ct systemctl start cluster-scheduler.socket
+        out=$(ct "$bindir/cluster-ai" status 2>&1)
+        check "cluster-ai status through the activated scheduler" 0 "$?"
+        check "scheduler" active "$(ct systemctl is-active cluster-scheduler.service)"
+        ct systemctl start cluster-agent.service
+        for _ in $(seq 100); do
+                ct "$bindir/cluster-ai" workers 2>/dev/null | grep -q ' ready ' && break
+                sleep 0.1
+        done
+        check "agent joined" 1 "$(ct "$bindir/cluster-ai" workers 2>/dev/null | grep -c ' ready ')"
+        out=$(ct timeout 30 "$bindir/cluster-ai" run -- sh -c \
+                'id -un; grep -E "^Cap(Eff|Prm|Amb):" /proc/self/status' 2>&1)
+        check "task ran" 0 "$?"
+        check "task user" cluster-ai-task "$(sed -n 1p <<<"$out")"
+        for cap in CapPrm CapEff CapAmb; do
+                check "task $cap" 0000000000000000 "$(awk -v k="$cap:" '$1 == k { print $2 }' <<<"$out")"
+        done
+        ct systemctl stop cluster-agent.service cluster-scheduler.socket \
+                cluster-scheduler-control.socket cluster-scheduler-http.socket \
+                cluster-scheduler-ollama.socket cluster-scheduler-chat.socket
+        ct systemctl stop cluster-scheduler.service
+fi
 
 if [ $fail -ne 0 ]; then
         echo "--- journal"
