@@ -70,6 +70,9 @@ typedef struct Parser {
         Pending *pending;
         size_t n_pending;
 
+        /* The key whose value is being read, for syntax errors; NULL between keys. */
+        const char *current;
+
         char *error;
 } Parser;
 
@@ -296,10 +299,11 @@ static int next_event(Parser *p, yaml_event_t *ret)
                 yaml_mark_t rm = mark_at(p, p->yaml.problem_offset);
                 if (p->yaml.error == YAML_READER_ERROR)
                         m = &rm;
-                if (p->yaml.context)
-                        return fail(p, -EINVAL, m, "invalid YAML: %s %s", p->yaml.problem,
-                                    p->yaml.context);
-                return fail(p, -EINVAL, m, "invalid YAML: %s", strna(p->yaml.problem));
+                /* Name the key whose value was being read, if any. */
+                _cleanup_free_ char *q = p->current ? quote(p->current, strlen(p->current)) : NULL;
+                _cleanup_free_ char *in = q ? strprintf(" (in key '%s')", q) : NULL;
+                return fail(p, -EINVAL, m, "invalid YAML: %s%s%s%s", strna(p->yaml.problem),
+                            p->yaml.context ? " " : "", strempty(p->yaml.context), strempty(in));
         }
 
         switch (e.type) {
@@ -691,7 +695,10 @@ static int parse_mapping(Parser *p, const char *prefix)
                 r = record_seen(p, path, &mark);
                 if (r < 0)
                         return r;
+                const char *saved = p->current;
+                p->current = path;
                 r = item ? parse_value(p, item) : parse_section(p, path);
+                p->current = saved;
                 if (r < 0)
                         return r;
         }

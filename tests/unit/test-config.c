@@ -368,7 +368,8 @@ START_TEST(test_structure)
                      "test.yaml:2:1: more than one YAML document ('---') in one file");
         expect_error("---\n---\n", -EINVAL, NULL);
         expect_error_containing("list: [unclosed\n", strlen("list: [unclosed\n"), -EINVAL,
-                                "test.yaml:2:1: invalid YAML: ");
+                                "test.yaml:2:1: invalid YAML: did not find expected ',' or ']' "
+                                "while parsing a flow sequence (in key 'list')");
         expect_error_containing("name: a\n  bad indent: b\n", strlen("name: a\n  bad indent: b\n"),
                                 -EINVAL, "invalid YAML: mapping values are not allowed");
         expect_error_containing("name: \"a\tb\x01\"\n", 13, -EINVAL, "invalid YAML");
