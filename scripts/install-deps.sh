@@ -14,6 +14,7 @@ pkgs=(
   # running and testing the daemons
   systemd avahi-daemon avahi-utils dbus iproute2 procps psmisc util-linux
   python3 python3-yaml
+  systemd-container debootstrap
   # benchmarks
   hyperfine time fio
 )

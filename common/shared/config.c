@@ -53,6 +53,8 @@ typedef struct Seen {
 
 typedef struct Parser {
         const char *name;
+        const char *data;
+        size_t size;
         const ConfigItem *table;
         size_t n_items;
 
@@ -67,6 +69,9 @@ typedef struct Parser {
 
         Pending *pending;
         size_t n_pending;
+
+        /* The key whose value is being read, for syntax errors; NULL between keys. */
+        const char *current;
 
         char *error;
 } Parser;
@@ -223,8 +228,9 @@ static bool is_section(const Parser *p, const char *path)
         return false;
 }
 
-/* The known key or section closest to path (distance <= 2), or NULL. Candidates are the
- * table's keys and every section prefix of them. */
+/* The known key or section closest to path (distance <= 2), else a key with the same
+ * last component in another section, or NULL. Candidates are the table's keys and every
+ * section prefix of them. */
 static char *suggest(const Parser *p, const char *path)
 {
         size_t best_d = 3;
@@ -249,7 +255,33 @@ static char *suggest(const Parser *p, const char *path)
                                 break;
                 }
         }
-        return best;
+        if (best)
+                return best;
+
+        /* A key written in the wrong section ("max_processes" at the top level for
+         * "limits.max_processes"): the same last component elsewhere. */
+        const char *last = strrchr(path, '.');
+        last = last ? last + 1 : path;
+        for (size_t i = 0; i < p->n_items; i++) {
+                const char *key = p->table[i].key, *klast = strrchr(key, '.');
+                if (streq(klast ? klast + 1 : key, last) && !streq(key, path))
+                        return strdup(key);
+        }
+        return NULL;
+}
+
+/* Line and column (in characters, as libyaml counts them) of a byte offset. */
+static yaml_mark_t mark_at(const Parser *p, size_t offset)
+{
+        yaml_mark_t m = {.index = offset};
+
+        for (size_t i = 0; i < offset && i < p->size; i++) {
+                if (p->data[i] == '\n')
+                        m.line++, m.column = 0;
+                else if (((uint8_t)p->data[i] & 0xc0) != 0x80)
+                        m.column++;
+        }
+        return m;
 }
 
 /* Fetches the next event and enforces the rules that hold wherever an event appears:
@@ -263,10 +295,15 @@ static int next_event(Parser *p, yaml_event_t *ret)
                 if (p->yaml.error == YAML_MEMORY_ERROR)
                         return -ENOMEM;
                 const yaml_mark_t *m = &p->yaml.problem_mark;
-                if (p->yaml.context)
-                        return fail(p, -EINVAL, m, "invalid YAML: %s %s", p->yaml.problem,
-                                    p->yaml.context);
-                return fail(p, -EINVAL, m, "invalid YAML: %s", strna(p->yaml.problem));
+                /* The reader (bad characters) gives an offset, not a mark. */
+                yaml_mark_t rm = mark_at(p, p->yaml.problem_offset);
+                if (p->yaml.error == YAML_READER_ERROR)
+                        m = &rm;
+                /* Name the key whose value was being read, if any. */
+                _cleanup_free_ char *q = p->current ? quote(p->current, strlen(p->current)) : NULL;
+                _cleanup_free_ char *in = q ? strprintf(" (in key '%s')", q) : NULL;
+                return fail(p, -EINVAL, m, "invalid YAML: %s%s%s%s", strna(p->yaml.problem),
+                            p->yaml.context ? " " : "", strempty(p->yaml.context), strempty(in));
         }
 
         switch (e.type) {
@@ -658,7 +695,10 @@ static int parse_mapping(Parser *p, const char *prefix)
                 r = record_seen(p, path, &mark);
                 if (r < 0)
                         return r;
+                const char *saved = p->current;
+                p->current = path;
                 r = item ? parse_value(p, item) : parse_section(p, path);
+                p->current = saved;
                 if (r < 0)
                         return r;
         }
@@ -763,14 +803,7 @@ static int check_encoding(Parser *p, const char *data, size_t size)
         if (off == size)
                 return 0;
 
-        /* Compute line and column (in characters, as libyaml counts) of the bad byte. */
-        yaml_mark_t m = {.index = off};
-        for (size_t i = 0; i < off; i++) {
-                if (data[i] == '\n')
-                        m.line++, m.column = 0;
-                else if (((uint8_t)data[i] & 0xc0) != 0x80)
-                        m.column++;
-        }
+        yaml_mark_t m = mark_at(p, off);
         return fail(p, -EINVAL, &m, "not valid UTF-8 (byte 0x%02x)", (unsigned)(uint8_t)data[off]);
 }
 
@@ -810,6 +843,8 @@ int config_load_string(const char *name, const char *data, size_t size, const Co
 {
         Parser p = {
                 .name = name ?: "(string)",
+                .data = data,
+                .size = size,
                 .table = table,
                 .n_items = n_items,
         };

@@ -242,6 +242,11 @@ START_TEST(test_unknown_keys)
                      "test.yaml:1:1: unknown key 'htp' (did you mean 'http'?)");
         expect_error("http:\n  tls:\n    cret: x\n", -EINVAL,
                      "test.yaml:3:5: unknown key 'http.tls.cret' (did you mean 'http.tls.cert'?)");
+        /* Right key, wrong section. */
+        expect_error("cert: x\n", -EINVAL,
+                     "test.yaml:1:1: unknown key 'cert' (did you mean 'http.tls.cert'?)");
+        expect_error("http:\n  name: x\n", -EINVAL,
+                     "test.yaml:2:3: unknown key 'http.name' (did you mean 'name'?)");
         expect_error("completely_unrelated: 1\n", -EINVAL,
                      "test.yaml:1:1: unknown key 'completely_unrelated'");
         expect_error("name:\n  sub: 1\n", -EINVAL,
@@ -363,7 +368,8 @@ START_TEST(test_structure)
                      "test.yaml:2:1: more than one YAML document ('---') in one file");
         expect_error("---\n---\n", -EINVAL, NULL);
         expect_error_containing("list: [unclosed\n", strlen("list: [unclosed\n"), -EINVAL,
-                                "test.yaml:2:1: invalid YAML: ");
+                                "test.yaml:2:1: invalid YAML: did not find expected ',' or ']' "
+                                "while parsing a flow sequence (in key 'list')");
         expect_error_containing("name: a\n  bad indent: b\n", strlen("name: a\n  bad indent: b\n"),
                                 -EINVAL, "invalid YAML: mapping values are not allowed");
         expect_error_containing("name: \"a\tb\x01\"\n", 13, -EINVAL, "invalid YAML");
@@ -449,7 +455,10 @@ START_TEST(test_encoding)
         expect_error_containing("name: \xe2\x82\n", 9, -EINVAL, "not valid UTF-8"); /* truncated */
         /* UTF-16 with a BOM is not UTF-8. */
         expect_error_containing("\xff\xfen\0a\0", 6, -EINVAL, "test.yaml:1:1: not valid UTF-8");
-        expect_error_containing("name: a\0b\n", 10, -EINVAL, "invalid YAML");
+        expect_error_containing("name: a\0b\n", 10, -EINVAL,
+                                "test.yaml:1:8: invalid YAML: control characters are not allowed");
+        expect_error_containing("# x\nname: \"\x01\"\n", 14, -EINVAL,
+                                "test.yaml:2:8: invalid YAML");
 
         /* Real UTF-8 (and a BOM) is fine. */
         Cfg c;
@@ -556,38 +565,45 @@ START_TEST(test_files)
 }
 END_TEST
 
-/* The example files installed to /etc/cluster-ai, read with the same tables and the same
- * defaults as the daemons use. */
+/* The example files installed to /etc/cluster-ai, read with tables that have the
+ * daemons' keys, types and ranges (daemon/scheduler-config.c, agent/agent-config.c), so
+ * that every documented default is also one the daemons accept. */
 typedef struct SchedulerCfg {
         char *cluster, *name, *listen, *control_socket, *state_dir;
         uint32_t control_socket_mode;
-        uint64_t heartbeat_interval, agent_timeout;
+        uint64_t heartbeat_interval, agent_timeout, drain_timeout;
         bool auto_approve;
-        uint32_t max_agents, max_clients, max_tasks_per_agent;
+        uint32_t max_agents, max_clients, max_tasks_per_agent, max_queued_tasks;
         uint64_t max_frame;
         int log_level;
         char *http_listen, *ollama_listen, *chat_listen;
 } SchedulerCfg;
 
+#define S(field) offsetof(SchedulerCfg, field)
 static const ConfigItem scheduler_items[] = {
-        {"cluster", CONFIG_STRING, offsetof(SchedulerCfg, cluster), 0, 0},
-        {"name", CONFIG_STRING, offsetof(SchedulerCfg, name), 0, 0},
-        {"listen", CONFIG_STRING, offsetof(SchedulerCfg, listen), 0, 0},
-        {"control_socket", CONFIG_STRING, offsetof(SchedulerCfg, control_socket), 0, 0},
-        {"control_socket_mode", CONFIG_MODE, offsetof(SchedulerCfg, control_socket_mode), 0, 0},
-        {"state_dir", CONFIG_STRING, offsetof(SchedulerCfg, state_dir), 0, 0},
-        {"heartbeat_interval", CONFIG_DURATION, offsetof(SchedulerCfg, heartbeat_interval), 0, 0},
-        {"agent_timeout", CONFIG_DURATION, offsetof(SchedulerCfg, agent_timeout), 0, 0},
-        {"auto_approve", CONFIG_BOOL, offsetof(SchedulerCfg, auto_approve), 0, 0},
-        {"max_agents", CONFIG_U32, offsetof(SchedulerCfg, max_agents), 0, 0},
-        {"max_clients", CONFIG_U32, offsetof(SchedulerCfg, max_clients), 0, 0},
-        {"max_frame", CONFIG_SIZE, offsetof(SchedulerCfg, max_frame), 0, 0},
-        {"max_tasks_per_agent", CONFIG_U32, offsetof(SchedulerCfg, max_tasks_per_agent), 0, 0},
-        {"log_level", CONFIG_LOG_LEVEL, offsetof(SchedulerCfg, log_level), 0, 0},
-        {"http.listen", CONFIG_STRING, offsetof(SchedulerCfg, http_listen), 0, 0},
-        {"ollama.listen", CONFIG_STRING, offsetof(SchedulerCfg, ollama_listen), 0, 0},
-        {"chat.listen", CONFIG_STRING, offsetof(SchedulerCfg, chat_listen), 0, 0},
+        {"cluster", CONFIG_STRING, S(cluster), 0, 0},
+        {"name", CONFIG_STRING, S(name), 0, 0},
+        {"listen", CONFIG_STRING, S(listen), 0, 0},
+        {"control_socket", CONFIG_STRING, S(control_socket), 0, 0},
+        {"control_socket_mode", CONFIG_MODE, S(control_socket_mode), 0, 07777},
+        {"state_dir", CONFIG_STRING, S(state_dir), 0, 0},
+        {"heartbeat_interval", CONFIG_DURATION, S(heartbeat_interval), 100 * USEC_PER_MSEC,
+         60 * USEC_PER_SEC},
+        {"agent_timeout", CONFIG_DURATION, S(agent_timeout), 500 * USEC_PER_MSEC,
+         3600 * USEC_PER_SEC},
+        {"drain_timeout", CONFIG_DURATION, S(drain_timeout), 0, 3600 * USEC_PER_SEC},
+        {"auto_approve", CONFIG_BOOL, S(auto_approve), 0, 0},
+        {"max_agents", CONFIG_U32, S(max_agents), 1, 100000},
+        {"max_clients", CONFIG_U32, S(max_clients), 1, 100000},
+        {"max_frame", CONFIG_SIZE, S(max_frame), 64 * 1024, 1024 * 1024 * 1024},
+        {"max_tasks_per_agent", CONFIG_U32, S(max_tasks_per_agent), 0, 1000000},
+        {"max_queued_tasks", CONFIG_U32, S(max_queued_tasks), 1, 10000000},
+        {"log_level", CONFIG_LOG_LEVEL, S(log_level), 0, 0},
+        {"http.listen", CONFIG_STRING, S(http_listen), 0, 0},
+        {"ollama.listen", CONFIG_STRING, S(ollama_listen), 0, 0},
+        {"chat.listen", CONFIG_STRING, S(chat_listen), 0, 0},
 };
+#undef S
 
 typedef struct AgentCfg {
         char *scheduler, *name, *cluster, *token, *token_file, *state_dir, *run_as, *task_dir;
@@ -597,26 +613,30 @@ typedef struct AgentCfg {
         int log_level;
 } AgentCfg;
 
+#define A(field) offsetof(AgentCfg, field)
 static const ConfigItem agent_items[] = {
-        {"scheduler", CONFIG_STRING, offsetof(AgentCfg, scheduler), 0, 0},
-        {"name", CONFIG_STRING, offsetof(AgentCfg, name), 0, 0},
-        {"cluster", CONFIG_STRING, offsetof(AgentCfg, cluster), 0, 0},
-        {"token", CONFIG_STRING, offsetof(AgentCfg, token), 0, 0},
-        {"token_file", CONFIG_STRING, offsetof(AgentCfg, token_file), 0, 0},
-        {"state_dir", CONFIG_STRING, offsetof(AgentCfg, state_dir), 0, 0},
-        {"cpus", CONFIG_U32, offsetof(AgentCfg, cpus), 0, 0},
-        {"memory", CONFIG_SIZE, offsetof(AgentCfg, memory), 0, 0},
-        {"max_tasks", CONFIG_U32, offsetof(AgentCfg, max_tasks), 0, 0},
-        {"run_as", CONFIG_STRING, offsetof(AgentCfg, run_as), 0, 0},
-        {"task_dir", CONFIG_STRING, offsetof(AgentCfg, task_dir), 0, 0},
-        {"output_window", CONFIG_SIZE, offsetof(AgentCfg, output_window), 0, 0},
-        {"reconnect_min", CONFIG_DURATION, offsetof(AgentCfg, reconnect_min), 0, 0},
-        {"reconnect_max", CONFIG_DURATION, offsetof(AgentCfg, reconnect_max), 0, 0},
-        {"limits.max_processes", CONFIG_U64, offsetof(AgentCfg, max_processes), 0, 0},
-        {"limits.max_open_files", CONFIG_U64, offsetof(AgentCfg, max_open_files), 0, 0},
-        {"limits.max_file_size", CONFIG_SIZE, offsetof(AgentCfg, max_file_size), 0, 0},
-        {"log_level", CONFIG_LOG_LEVEL, offsetof(AgentCfg, log_level), 0, 0},
+        {"scheduler", CONFIG_STRING, A(scheduler), 0, 0},
+        {"name", CONFIG_STRING, A(name), 0, 0},
+        {"cluster", CONFIG_STRING, A(cluster), 0, 0},
+        {"token", CONFIG_STRING, A(token), 0, 0},
+        {"token_file", CONFIG_STRING, A(token_file), 0, 0},
+        {"state_dir", CONFIG_STRING, A(state_dir), 0, 0},
+        {"cpus", CONFIG_U32, A(cpus), 0, 65536},
+        {"memory", CONFIG_SIZE, A(memory), 0, 0},
+        {"max_tasks", CONFIG_U32, A(max_tasks), 0, 100000},
+        {"run_as", CONFIG_STRING, A(run_as), 0, 0},
+        {"task_dir", CONFIG_STRING, A(task_dir), 0, 0},
+        {"output_window", CONFIG_SIZE, A(output_window), 4096, 256 * 1024 * 1024},
+        {"reconnect_min", CONFIG_DURATION, A(reconnect_min), 10 * USEC_PER_MSEC,
+         600 * USEC_PER_SEC},
+        {"reconnect_max", CONFIG_DURATION, A(reconnect_max), 10 * USEC_PER_MSEC,
+         3600 * USEC_PER_SEC},
+        {"limits.max_processes", CONFIG_U64, A(max_processes), 0, 0},
+        {"limits.max_open_files", CONFIG_U64, A(max_open_files), 0, 0},
+        {"limits.max_file_size", CONFIG_SIZE, A(max_file_size), 0, 0},
+        {"log_level", CONFIG_LOG_LEVEL, A(log_level), 0, 0},
 };
+#undef A
 
 /* Sentinels that no documented default equals, so that we see every key being set. */
 static void scheduler_sentinels(SchedulerCfg *c)
@@ -634,6 +654,8 @@ static void scheduler_sentinels(SchedulerCfg *c)
                 .max_agents = 1,
                 .max_clients = 1,
                 .max_tasks_per_agent = 1,
+                .drain_timeout = 1,
+                .max_queued_tasks = 2,
                 .max_frame = 1,
                 .log_level = LOG_EMERG,
                 .http_listen = strdup("?"),
@@ -747,6 +769,8 @@ START_TEST(test_example_scheduler)
         ck_assert_uint_eq(c.max_clients, 256);
         ck_assert_uint_eq(c.max_frame, 16ULL << 20);
         ck_assert_uint_eq(c.max_tasks_per_agent, 0);
+        ck_assert_uint_eq(c.drain_timeout, 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(c.max_queued_tasks, 1000000);
         ck_assert_int_eq(c.log_level, LOG_INFO);
         ck_assert_str_eq(c.http_listen, "127.0.0.1:8787");
         ck_assert_str_eq(c.ollama_listen, "127.0.0.1:11434");
