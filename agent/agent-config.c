@@ -62,7 +62,7 @@ int agent_config_init(AgentConfig *c)
                 .cluster = strdup("default"),
                 .token = strdup(""),
                 .token_file = strdup(""),
-                .state_dir = strdup(STATEDIR "/agent"),
+                .state_dir = strdup(""),
                 .run_as = strdup("cluster-ai-task"),
                 .task_dir = strdup(""),
                 .output_window = 1024 * 1024,
@@ -87,6 +87,25 @@ void agent_config_done(AgentConfig *c)
         config_free_fields(agent_config_table, ELEMENTSOF(agent_config_table), c);
 }
 
+/* Empty values mean "the default": name '' is the host name, state_dir '' is where the
+ * service manager put it ($STATE_DIRECTORY, from StateDirectory=) or the built-in path. */
+static int fill_defaults(AgentConfig *c)
+{
+        const char *sd = getenv("STATE_DIRECTORY");
+
+        if (isempty(c->name)) {
+                free(c->name);
+                c->name = default_name();
+                if (!c->name)
+                        return -ENOMEM;
+        }
+        if (isempty(c->state_dir))
+                return free_and_strdup(&c->state_dir,
+                                       !isempty(sd) && !strchr(sd, ':') ? sd
+                                                                        : STATEDIR "/agent");
+        return 0;
+}
+
 int agent_config_load(AgentConfig *c, const char *path, bool must_exist)
 {
         _cleanup_free_ char *error = NULL;
@@ -95,11 +114,11 @@ int agent_config_load(AgentConfig *c, const char *path, bool must_exist)
         r = config_load_file(path, agent_config_table, ELEMENTSOF(agent_config_table), c,
                              &error);
         if (r == -ENOENT && !must_exist)
-                return 0;
+                return fill_defaults(c) < 0 ? log_oom() : 0;
         if (r < 0) {
                 if (error)
                         return log_error_errno(r, "%s", error);
                 return log_error_errno(r, "Failed to load %s: %m", path);
         }
-        return 0;
+        return fill_defaults(c) < 0 ? log_oom() : 0;
 }

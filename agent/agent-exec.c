@@ -218,9 +218,6 @@ static _noreturn_ void child_run(const ChildContext *c)
         if (r < 0)
                 child_fail(status_fd, STEP_FDS, -r);
 
-        if (chdir(c->workdir) < 0)
-                child_fail(status_fd, STEP_CHDIR, errno);
-
         /* The limits are ceilings. Raising one above the agent's own hard limit needs
          * CAP_SYS_RESOURCE (and RLIMIT_NOFILE can never pass fs.nr_open): without it
          * the task gets the agent's hard limit, which is still below what was asked. */
@@ -259,6 +256,11 @@ static _noreturn_ void child_run(const ChildContext *c)
                                 child_fail(status_fd, STEP_CAPS, errno);
                 }
         }
+
+        /* As the task's user: an agent that is not root (the unit's, with CAP_SETUID
+         * but no CAP_DAC_OVERRIDE) cannot enter the task's 0700 directory itself. */
+        if (chdir(c->workdir) < 0)
+                child_fail(status_fd, STEP_CHDIR, errno);
 
         /* After the credential change: the kernel clears the parent-death signal when
          * the euid/egid change. */

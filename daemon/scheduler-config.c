@@ -47,7 +47,7 @@ int scheduler_config_init(SchedulerConfig *c)
                 .listen = strdup("0.0.0.0:8786"),
                 .control_socket = strdup(RUNDIR "/scheduler.sock"),
                 .control_socket_mode = 0660,
-                .state_dir = strdup(STATEDIR "/scheduler"),
+                .state_dir = strdup(""),
                 .heartbeat_interval = 1 * USEC_PER_SEC,
                 .agent_timeout = 3 * USEC_PER_SEC,
                 .drain_timeout = 10 * USEC_PER_SEC,
@@ -75,6 +75,25 @@ void scheduler_config_done(SchedulerConfig *c)
         config_free_fields(scheduler_config_table, ELEMENTSOF(scheduler_config_table), c);
 }
 
+/* Empty values mean "the default" (see agent-config.c). */
+static int fill_defaults(SchedulerConfig *c)
+{
+        const char *sd = getenv("STATE_DIRECTORY");
+        char host[HOST_NAME_MAX + 1] = "scheduler";
+        int r = 0;
+
+        if (isempty(c->name)) {
+                (void)gethostname(host, sizeof host);
+                host[sizeof host - 1] = 0;
+                r = free_and_strdup(&c->name, host);
+        }
+        if (r >= 0 && isempty(c->state_dir))
+                r = free_and_strdup(&c->state_dir, !isempty(sd) && !strchr(sd, ':')
+                                                           ? sd
+                                                           : STATEDIR "/scheduler");
+        return r < 0 ? log_oom() : 0;
+}
+
 int scheduler_config_load(SchedulerConfig *c, const char *path, bool must_exist)
 {
         _cleanup_free_ char *error = NULL;
@@ -84,12 +103,12 @@ int scheduler_config_load(SchedulerConfig *c, const char *path, bool must_exist)
                              c, &error);
         if (r == -ENOENT && !must_exist) {
                 log_debug("No configuration file %s, using defaults.", path);
-                return 0;
+                return fill_defaults(c);
         }
         if (r < 0) {
                 if (error)
                         return log_error_errno(r, "%s", error);
                 return log_error_errno(r, "Failed to load %s: %m", path);
         }
-        return 0;
+        return fill_defaults(c);
 }
