@@ -101,8 +101,7 @@ static int fill_defaults(AgentConfig *c)
         }
         if (isempty(c->state_dir))
                 return free_and_strdup(&c->state_dir,
-                                       !isempty(sd) && !strchr(sd, ':') ? sd
-                                                                        : STATEDIR "/agent");
+                                       !isempty(sd) && !strchr(sd, ':') ? sd : STATEDIR "/agent");
         return 0;
 }
 
@@ -111,8 +110,7 @@ int agent_config_load(AgentConfig *c, const char *path, bool must_exist)
         _cleanup_free_ char *error = NULL;
         int r;
 
-        r = config_load_file(path, agent_config_table, ELEMENTSOF(agent_config_table), c,
-                             &error);
+        r = config_load_file(path, agent_config_table, ELEMENTSOF(agent_config_table), c, &error);
         if (r == -ENOENT && !must_exist)
                 return fill_defaults(c) < 0 ? log_oom() : 0;
         if (r < 0) {

@@ -51,4 +51,3 @@ int host_info_read(HostInfo *ret)
         *ret = h;
         return 0;
 }
-

@@ -11,10 +11,9 @@ typedef struct HostInfo {
         char arch[65];
         char kernel[65];
         char hostname[65];
-        uint32_t cpus;          /* CPUs this process may run on */
-        uint64_t memory_bytes;  /* MemTotal */
+        uint32_t cpus; /* CPUs this process may run on */
+        uint64_t memory_bytes; /* MemTotal */
         bool has_pidfd, has_cgroup, has_psi;
 } HostInfo;
 
 int host_info_read(HostInfo *ret);
-

@@ -167,9 +167,8 @@ static void on_message(Conn *c, const Cluster__Envelope *msg, void *userdata)
                 m->heartbeat_interval =
                         CLAMP((usec_t)msg->welcome->heartbeat_interval_ms * USEC_PER_MSEC,
                               100 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
-                log_info("Joined cluster '%s' at scheduler %s (%s).",
-                         strna(msg->welcome->cluster), strna(msg->welcome->scheduler),
-                         conn_peer_address(c));
+                log_info("Joined cluster '%s' at scheduler %s (%s).", strna(msg->welcome->cluster),
+                         strna(msg->welcome->scheduler), conn_peer_address(c));
                 (void)notifyf("STATUS=Connected to %s", conn_peer_address(c));
                 send_agent_info(m);
                 send_heartbeat(m);
@@ -259,8 +258,9 @@ static int on_handshake(Conn *c, void *userdata)
                 snprintf(line, sizeof line, "%s\n", hex);
                 r = write_file_atomic(m->pin_path, line, strlen(line), 0644);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to save the scheduler's fingerprint to "
-                                                  "%s: %m",
+                        return log_error_errno(r,
+                                               "Failed to save the scheduler's fingerprint to "
+                                               "%s: %m",
                                                m->pin_path);
                 log_notice("Pinned the scheduler's certificate %s (first use) in %s.", hex,
                            m->pin_path);
@@ -271,8 +271,9 @@ static int on_handshake(Conn *c, void *userdata)
         text[strcspn(text, " \t\r\n")] = 0;
         r = tls_fingerprint_from_hex(text, pinned);
         if (r < 0)
-                return log_error_errno(r, "%s does not hold a valid fingerprint; remove it to "
-                                          "pin the scheduler again.",
+                return log_error_errno(r,
+                                       "%s does not hold a valid fingerprint; remove it to "
+                                       "pin the scheduler again.",
                                        m->pin_path);
         if (!memeq_consttime(fp, pinned, sizeof fp)) {
                 log_error("The scheduler at %s presented certificate %s, but %s is pinned in %s. "
@@ -338,8 +339,8 @@ static void schedule_reconnect(Manager *m)
         uint32_t rnd = 0;
         usec_t d;
 
-        m->backoff = m->backoff ? MIN(m->backoff * 2, m->config.reconnect_max)
-                                : m->config.reconnect_min;
+        m->backoff =
+                m->backoff ? MIN(m->backoff * 2, m->config.reconnect_max) : m->config.reconnect_min;
         (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
         d = m->backoff / 2 + (usec_t)((double)m->backoff * ((double)rnd / 4294967296.0));
         log_debug("Reconnecting in %" PRIu64 " ms.", d / USEC_PER_MSEC);
@@ -500,8 +501,9 @@ int manager_startup(Manager *m)
 
         r = loop_new(&m->loop);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up io_uring (is it disabled by "
-                                          "kernel.io_uring_disabled or a seccomp filter?): %m");
+                return log_error_errno(r,
+                                       "Failed to set up io_uring (is it disabled by "
+                                       "kernel.io_uring_disabled or a seccomp filter?): %m");
         if (!name_is_valid(m->config.name))
                 return log_error_errno(EINVAL, "Invalid agent name '%s'.", m->config.name);
         r = host_info_read(&m->host);
@@ -515,11 +517,11 @@ int manager_startup(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to create state directory %s: %m",
                                        m->config.state_dir);
-        r = tls_identity_load_or_create(m->config.state_dir, "agent", m->config.name,
-                                        &m->identity);
+        r = tls_identity_load_or_create(m->config.state_dir, "agent", m->config.name, &m->identity);
         if (r < 0)
-                return log_error_errno(r, "Failed to load or create the agent's TLS key and "
-                                          "certificate in %s: %m",
+                return log_error_errno(r,
+                                       "Failed to load or create the agent's TLS key and "
+                                       "certificate in %s: %m",
                                        m->config.state_dir);
         m->pin_path = strprintf("%s/scheduler.pin", m->config.state_dir);
         m->task_dir = isempty(m->config.task_dir) ? strprintf("%s/tasks", m->config.state_dir)
@@ -553,8 +555,8 @@ int manager_startup(Manager *m)
         (void)signal(SIGPIPE, SIG_IGN);
         m->watchdog_usec = watchdog_interval();
         if (m->watchdog_usec > 0) {
-                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2,
-                                   on_watchdog, m, &m->watchdog_timer);
+                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2, on_watchdog,
+                                   m, &m->watchdog_timer);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add watchdog timer: %m");
         }

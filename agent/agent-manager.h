@@ -25,7 +25,7 @@ typedef struct AgentTask AgentTask;
 typedef enum LinkState {
         LINK_DISCONNECTED,
         LINK_CONNECTING, /* TCP + TLS + hello sent */
-        LINK_READY,      /* welcomed */
+        LINK_READY, /* welcomed */
 } LinkState;
 
 struct AgentTask {
@@ -36,7 +36,7 @@ struct AgentTask {
         LoopSource *child;
         Stream *out, *err, *in;
         char *workdir;
-        int64_t credit;         /* output bytes we may still send */
+        int64_t credit; /* output bytes we may still send */
         uint64_t input_unacked; /* stdin bytes written but not yet acknowledged */
         bool exited, out_eof, err_eof, paused, finished;
         siginfo_t si;

@@ -132,7 +132,7 @@ void tasks_resume_output(Manager *m)
 {
         AgentTask *t;
 
-        HASHMAP_FOREACH(t, m->tasks)
+        HASHMAP_FOREACH (t, m->tasks)
                 task_resume(t);
 }
 
@@ -165,7 +165,8 @@ static void output_data(AgentTask *t, Cluster__Stream which, const void *data, s
 static void on_out_data(Stream *s, const void *data, size_t size, void *userdata)
 {
         AgentTask *t = userdata;
-        output_data(t, s == t->out ? CLUSTER__STREAM__STREAM_STDOUT : CLUSTER__STREAM__STREAM_STDERR,
+        output_data(t,
+                    s == t->out ? CLUSTER__STREAM__STREAM_STDOUT : CLUSTER__STREAM__STREAM_STDERR,
                     data, size);
 }
 
@@ -305,9 +306,8 @@ static void task_terminate(AgentTask *t, int sig, Cluster__ExitKind reason)
                 t->end_reason = reason;
         (void)exec_kill(&t->proc, sig);
         if (sig != SIGKILL && !t->kill_timer)
-                (void)loop_add_timer(t->manager->loop,
-                                     loop_now(t->manager->loop) + KILL_GRACE_USEC, on_kill_timer,
-                                     t, &t->kill_timer);
+                (void)loop_add_timer(t->manager->loop, loop_now(t->manager->loop) + KILL_GRACE_USEC,
+                                     on_kill_timer, t, &t->kill_timer);
 }
 
 static void on_timeout(LoopSource *s, void *userdata)

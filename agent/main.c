@@ -9,8 +9,8 @@
 #include "shared/log.h"
 #include "shared/sd-util.h"
 
-static const char *arg_config, *arg_scheduler, *arg_name, *arg_state_dir, *arg_token,
-        *arg_cluster, *arg_memory;
+static const char *arg_config, *arg_scheduler, *arg_name, *arg_state_dir, *arg_token, *arg_cluster,
+        *arg_memory;
 static int arg_cpus = -1, arg_max_tasks = -1, arg_log_level = -1;
 
 static void help(void)
@@ -36,7 +36,14 @@ static void help(void)
 
 static int parse_argv(int argc, char **argv)
 {
-        enum { ARG_CLUSTER = 0x100, ARG_CPUS, ARG_MEMORY, ARG_MAX_TASKS, ARG_LOG, ARG_VERSION };
+        enum {
+                ARG_CLUSTER = 0x100,
+                ARG_CPUS,
+                ARG_MEMORY,
+                ARG_MAX_TASKS,
+                ARG_LOG,
+                ARG_VERSION
+        };
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
                 {"scheduler", required_argument, NULL, 's'},

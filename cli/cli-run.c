@@ -127,8 +127,7 @@ static int exit_code_for(const Cluster__TaskExit *x, const Run *run)
         case CLUSTER__EXIT_KIND__EXIT_CANCELED:
                 return 128 + (run->cancel_signal ?: SIGINT);
         case CLUSTER__EXIT_KIND__EXIT_SPAWN_FAILED:
-                return x->exit_code == 127 || x->exit_code == 126 ? x->exit_code
-                                                                   : EXIT_RUN_CLUSTER;
+                return x->exit_code == 127 || x->exit_code == 126 ? x->exit_code : EXIT_RUN_CLUSTER;
         default:
                 return EXIT_RUN_CLUSTER;
         }
@@ -173,8 +172,8 @@ static void on_run_message(Client *c, const Cluster__Envelope *msg, void *userda
                 break;
         case CLUSTER__ENVELOPE__MSG_TASK_OUTPUT: {
                 const Cluster__TaskOutput *o = msg->task_output;
-                int fd = o->stream == CLUSTER__STREAM__STREAM_STDERR ? STDERR_FILENO
-                                                                     : STDOUT_FILENO;
+                int fd =
+                        o->stream == CLUSTER__STREAM__STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO;
                 if (o->task_id != run->task_id)
                         break;
                 if (loop_write(fd, o->data.data, o->data.len) < 0 && fd == STDOUT_FILENO) {
@@ -236,14 +235,10 @@ static void on_signal(LoopSource *s, const struct signalfd_siginfo *si, void *us
 int verb_run(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"cpus", required_argument, NULL, 'c'},
-                {"mem", required_argument, NULL, 'm'},
-                {"agent", required_argument, NULL, 'a'},
-                {"timeout", required_argument, NULL, 't'},
-                {"env", required_argument, NULL, 'e'},
-                {"no-stdin", no_argument, NULL, 'n'},
-                {"help", no_argument, NULL, 'h'},
-                {}};
+                {"cpus", required_argument, NULL, 'c'},  {"mem", required_argument, NULL, 'm'},
+                {"agent", required_argument, NULL, 'a'}, {"timeout", required_argument, NULL, 't'},
+                {"env", required_argument, NULL, 'e'},   {"no-stdin", no_argument, NULL, 'n'},
+                {"help", no_argument, NULL, 'h'},        {}};
         _cleanup_(client_freep) Client *cl = NULL;
         _cleanup_strv_free_ char **env_list = NULL;
         Cluster__TaskSpec spec = CLUSTER__TASK_SPEC__INIT;

@@ -38,31 +38,28 @@ static json_t *load_json(const Cluster__Load *l)
 {
         if (!l)
                 return json_null();
-        return json_pack("{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:s}",
-                         "cpu_busy", (double)l->cpu_busy, "load_avg1", (double)l->load_avg1,
-                         "mem_available_bytes", (json_int_t)l->mem_available_bytes,
-                         "mem_total_bytes", (json_int_t)l->mem_total_bytes,
-                         "psi_cpu_some_avg10", (double)l->psi_cpu_some_avg10,
-                         "psi_mem_some_avg10", (double)l->psi_mem_some_avg10,
-                         "psi_mem_full_avg10", (double)l->psi_mem_full_avg10,
-                         "psi_io_some_avg10", (double)l->psi_io_some_avg10,
-                         "psi_io_full_avg10", (double)l->psi_io_full_avg10,
-                         "runq_latency_p50_us", (double)l->runq_latency_p50_us,
-                         "runq_latency_p99_us", (double)l->runq_latency_p99_us,
-                         "io_latency_p50_us", (double)l->io_latency_p50_us,
-                         "io_latency_p99_us", (double)l->io_latency_p99_us,
-                         "used_cpus", (int)l->used_cpus,
-                         "probe_source", strempty(l->probe_source));
+        return json_pack(
+                "{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:s}", "cpu_busy",
+                (double)l->cpu_busy, "load_avg1", (double)l->load_avg1, "mem_available_bytes",
+                (json_int_t)l->mem_available_bytes, "mem_total_bytes",
+                (json_int_t)l->mem_total_bytes, "psi_cpu_some_avg10", (double)l->psi_cpu_some_avg10,
+                "psi_mem_some_avg10", (double)l->psi_mem_some_avg10, "psi_mem_full_avg10",
+                (double)l->psi_mem_full_avg10, "psi_io_some_avg10", (double)l->psi_io_some_avg10,
+                "psi_io_full_avg10", (double)l->psi_io_full_avg10, "runq_latency_p50_us",
+                (double)l->runq_latency_p50_us, "runq_latency_p99_us",
+                (double)l->runq_latency_p99_us, "io_latency_p50_us", (double)l->io_latency_p50_us,
+                "io_latency_p99_us", (double)l->io_latency_p99_us, "used_cpus", (int)l->used_cpus,
+                "probe_source", strempty(l->probe_source));
 }
 
 static json_t *worker_json(const Cluster__WorkerStatus *w)
 {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:s}", "name", strempty(w->name),
-                              "address", strempty(w->address), "state", strempty(w->state),
-                              "running_tasks", (int)w->running_tasks, "heartbeat_age_ms",
-                              (json_int_t)w->heartbeat_age_ms, "connected_usec",
-                              (json_int_t)w->connected_usec, "fingerprint",
-                              strempty(w->fingerprint));
+        json_t *o =
+                json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:s}", "name", strempty(w->name), "address",
+                          strempty(w->address), "state", strempty(w->state), "running_tasks",
+                          (int)w->running_tasks, "heartbeat_age_ms",
+                          (json_int_t)w->heartbeat_age_ms, "connected_usec",
+                          (json_int_t)w->connected_usec, "fingerprint", strempty(w->fingerprint));
         if (!o)
                 return NULL;
         if (w->info) {
@@ -70,7 +67,8 @@ static json_t *worker_json(const Cluster__WorkerStatus *w)
                 for (size_t i = 0; i < w->info->n_features; i++)
                         json_array_append_new(f, json_string(w->info->features[i]));
                 json_object_set_new(o, "cpus", json_integer(w->info->cpus));
-                json_object_set_new(o, "memory_bytes", json_integer((json_int_t)w->info->memory_bytes));
+                json_object_set_new(o, "memory_bytes",
+                                    json_integer((json_int_t)w->info->memory_bytes));
                 json_object_set_new(o, "max_tasks", json_integer(w->info->max_tasks));
                 json_object_set_new(o, "arch", json_string(strempty(w->info->arch)));
                 json_object_set_new(o, "kernel", json_string(strempty(w->info->kernel)));
@@ -191,14 +189,14 @@ int verb_workers(int argc, char **argv)
                 for (size_t i = 0; i < s->n_workers; i++) {
                         const Cluster__WorkerStatus *w = s->workers[i];
                         char mem[FORMAT_BYTES_MAX], hb[FORMAT_TIMESPAN_MAX], busy[16];
-                        snprintf(busy, sizeof busy, "%.0f%%", w->load ? w->load->cpu_busy * 100 : 0.0);
+                        snprintf(busy, sizeof busy, "%.0f%%",
+                                 w->load ? w->load->cpu_busy * 100 : 0.0);
                         printf("%-20s %-22s %-8s %5u %10s %6u %6s %10s\n", strempty(w->name),
                                strempty(w->address), strempty(w->state),
                                w->info ? w->info->cpus : 0,
                                format_bytes(mem, sizeof mem, w->info ? w->info->memory_bytes : 0),
                                w->running_tasks, busy,
-                               format_timespan(hb, sizeof hb,
-                                               w->heartbeat_age_ms * USEC_PER_MSEC));
+                               format_timespan(hb, sizeof hb, w->heartbeat_age_ms * USEC_PER_MSEC));
                 }
                 if (s->n_workers == 0)
                         printf("(no agents have joined yet)\n");
@@ -217,8 +215,7 @@ int verb_status(int argc, char **argv)
         int r;
 
         parse_json_flag(argc, argv,
-                        "Usage: cluster-ai status [--json]\n\nSummarizes the cluster.\n",
-                        false);
+                        "Usage: cluster-ai status [--json]\n\nSummarizes the cluster.\n", false);
         r = fetch_status(&reply);
         if (r < 0)
                 return r == -EHOSTUNREACH ? EXIT_UNREACHABLE : 1;
@@ -235,15 +232,15 @@ int verb_status(int argc, char **argv)
                         lost++;
         }
         if (arg_json) {
-                json_t *o = json_pack(
-                        "{s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:i,s:i,s:I,s:i,s:i,s:I}", "scheduler",
-                        strempty(s->scheduler), "cluster", strempty(s->cluster), "version",
-                        strempty(s->version), "uptime_usec", (json_int_t)s->uptime_usec,
-                        "fingerprint", strempty(s->fingerprint), "listen", strempty(s->listen),
-                        "agents_ready", (int)ready, "agents_lost", (int)lost, "cpus", (int)cpus,
-                        "memory_bytes", (json_int_t)mem, "running_tasks", (int)s->running_tasks,
-                        "queued_tasks", (int)s->queued_tasks, "tasks_total",
-                        (json_int_t)s->tasks_total);
+                json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:i,s:i,s:I,s:i,s:i,s:I}",
+                                      "scheduler", strempty(s->scheduler), "cluster",
+                                      strempty(s->cluster), "version", strempty(s->version),
+                                      "uptime_usec", (json_int_t)s->uptime_usec, "fingerprint",
+                                      strempty(s->fingerprint), "listen", strempty(s->listen),
+                                      "agents_ready", (int)ready, "agents_lost", (int)lost, "cpus",
+                                      (int)cpus, "memory_bytes", (json_int_t)mem, "running_tasks",
+                                      (int)s->running_tasks, "queued_tasks", (int)s->queued_tasks,
+                                      "tasks_total", (json_int_t)s->tasks_total);
                 r = print_json(o);
         } else {
                 char m[FORMAT_BYTES_MAX], up[FORMAT_TIMESPAN_MAX];

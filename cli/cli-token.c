@@ -30,12 +30,11 @@ static const char *format_wall(char *buf, size_t n, uint64_t usec)
 
 int verb_token(int argc, char **argv)
 {
-        static const struct option options[] = {
-                {"ttl", required_argument, NULL, 't'},
-                {"description", required_argument, NULL, 'd'},
-                {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},
-                {}};
+        static const struct option options[] = {{"ttl", required_argument, NULL, 't'},
+                                                {"description", required_argument, NULL, 'd'},
+                                                {"json", no_argument, NULL, 'j'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {}};
         _cleanup_(client_freep) Client *cl = NULL;
         Cluster__TokenRequest req = CLUSTER__TOKEN_REQUEST__INIT;
         Cluster__Envelope env = CLUSTER__ENVELOPE__INIT, *reply = NULL;
@@ -116,11 +115,12 @@ int verb_token(int argc, char **argv)
                         for (size_t i = 0; i < tr->n_tokens; i++) {
                                 Cluster__Token *t = tr->tokens[i];
                                 json_array_append_new(
-                                        a, json_pack("{s:s,s:s,s:I,s:I,s:i,s:b}", "id", t->id,
-                                                     "description", strempty(t->description),
-                                                     "created_usec", (json_int_t)t->created_usec,
-                                                     "expires_usec", (json_int_t)t->expires_usec,
-                                                     "uses", (int)t->uses, "revoked", t->revoked));
+                                        a,
+                                        json_pack("{s:s,s:s,s:I,s:I,s:i,s:b}", "id", t->id,
+                                                  "description", strempty(t->description),
+                                                  "created_usec", (json_int_t)t->created_usec,
+                                                  "expires_usec", (json_int_t)t->expires_usec,
+                                                  "uses", (int)t->uses, "revoked", t->revoked));
                         }
                         char *s = json_dumps(a, JSON_INDENT(2));
                         if (s)
@@ -133,12 +133,14 @@ int verb_token(int argc, char **argv)
                         for (size_t i = 0; i < tr->n_tokens; i++) {
                                 Cluster__Token *t = tr->tokens[i];
                                 char a[32], b[32];
-                                bool expired = t->expires_usec &&
-                                               t->expires_usec < now(CLOCK_REALTIME);
+                                bool expired =
+                                        t->expires_usec && t->expires_usec < now(CLOCK_REALTIME);
                                 printf("%-10s %-20s %-20s %5u %-8s %s\n", t->id,
                                        format_wall(a, sizeof a, t->created_usec),
                                        format_wall(b, sizeof b, t->expires_usec), t->uses,
-                                       t->revoked ? "revoked" : expired ? "expired" : "valid",
+                                       t->revoked        ? "revoked"
+                                               : expired ? "expired"
+                                                         : "valid",
                                        strempty(t->description));
                         }
                 }

@@ -29,8 +29,8 @@ static void help(void)
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 printf("  %-10s %s\n", verbs[i].name, verbs[i].help);
         printf("\nOptions:\n"
-               "  -S --socket PATH   scheduler control socket (default $CLUSTER_AI_SOCKET or "
-               RUNDIR "/scheduler.sock)\n"
+               "  -S --socket PATH   scheduler control socket (default $CLUSTER_AI_SOCKET "
+               "or " RUNDIR "/scheduler.sock)\n"
                "  -h --help          this help; COMMAND --help for a command's\n"
                "     --version       version\n\n"
                "Exit codes: 0 success, 1 failure, 2 usage, 3 scheduler unreachable; run has "
@@ -39,11 +39,10 @@ static void help(void)
 
 int main(int argc, char **argv)
 {
-        static const struct option options[] = {
-                {"socket", required_argument, NULL, 'S'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {}};
+        static const struct option options[] = {{"socket", required_argument, NULL, 'S'},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {"version", no_argument, NULL, 'V'},
+                                                {}};
         int c;
 
         log_set_ident("cluster-ai");

@@ -35,19 +35,23 @@ static void help(void)
 
 static int parse_argv(int argc, char **argv)
 {
-        enum { ARG_CLUSTER = 0x100, ARG_AUTO, ARG_LOG, ARG_VERSION };
-        static const struct option options[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"listen", required_argument, NULL, 'l'},
-                {"control-socket", required_argument, NULL, 's'},
-                {"state-dir", required_argument, NULL, 'd'},
-                {"name", required_argument, NULL, 'n'},
-                {"cluster", required_argument, NULL, ARG_CLUSTER},
-                {"auto-approve", no_argument, NULL, ARG_AUTO},
-                {"log-level", required_argument, NULL, ARG_LOG},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, ARG_VERSION},
-                {}};
+        enum {
+                ARG_CLUSTER = 0x100,
+                ARG_AUTO,
+                ARG_LOG,
+                ARG_VERSION
+        };
+        static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                                {"listen", required_argument, NULL, 'l'},
+                                                {"control-socket", required_argument, NULL, 's'},
+                                                {"state-dir", required_argument, NULL, 'd'},
+                                                {"name", required_argument, NULL, 'n'},
+                                                {"cluster", required_argument, NULL, ARG_CLUSTER},
+                                                {"auto-approve", no_argument, NULL, ARG_AUTO},
+                                                {"log-level", required_argument, NULL, ARG_LOG},
+                                                {"help", no_argument, NULL, 'h'},
+                                                {"version", no_argument, NULL, ARG_VERSION},
+                                                {}};
         int c;
 
         while ((c = getopt_long(argc, argv, "c:l:s:d:n:h", options, NULL)) >= 0)

@@ -275,7 +275,7 @@ void manager_sweep(Manager *m)
         usec_t n = loop_now(m->loop);
         Agent *a;
 
-        HASHMAP_FOREACH(a, m->agents) {
+        HASHMAP_FOREACH (a, m->agents) {
                 if (a->state == AGENT_LOST || !a->peer)
                         continue;
                 if (n - a->last_heartbeat > m->config.agent_timeout) {

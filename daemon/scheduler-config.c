@@ -88,9 +88,8 @@ static int fill_defaults(SchedulerConfig *c)
                 r = free_and_strdup(&c->name, host);
         }
         if (r >= 0 && isempty(c->state_dir))
-                r = free_and_strdup(&c->state_dir, !isempty(sd) && !strchr(sd, ':')
-                                                           ? sd
-                                                           : STATEDIR "/scheduler");
+                r = free_and_strdup(&c->state_dir,
+                                    !isempty(sd) && !strchr(sd, ':') ? sd : STATEDIR "/scheduler");
         return r < 0 ? log_oom() : 0;
 }
 
@@ -99,8 +98,8 @@ int scheduler_config_load(SchedulerConfig *c, const char *path, bool must_exist)
         _cleanup_free_ char *error = NULL;
         int r;
 
-        r = config_load_file(path, scheduler_config_table, ELEMENTSOF(scheduler_config_table),
-                             c, &error);
+        r = config_load_file(path, scheduler_config_table, ELEMENTSOF(scheduler_config_table), c,
+                             &error);
         if (r == -ENOENT && !must_exist) {
                 log_debug("No configuration file %s, using defaults.", path);
                 return fill_defaults(c);

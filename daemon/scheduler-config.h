@@ -16,8 +16,8 @@ typedef struct SchedulerConfig {
         uint32_t control_socket_mode;
         char *state_dir;
         uint64_t heartbeat_interval; /* usec */
-        uint64_t agent_timeout;      /* usec */
-        uint64_t drain_timeout;      /* usec */
+        uint64_t agent_timeout; /* usec */
+        uint64_t drain_timeout; /* usec */
         bool auto_approve;
         uint32_t max_agents;
         uint32_t max_clients;

@@ -37,7 +37,7 @@ void client_handle_status(Peer *p, const Cluster__StatusRequest *req)
                                       "out of memory");
                 return;
         }
-        HASHMAP_FOREACH(a, m->agents) {
+        HASHMAP_FOREACH (a, m->agents) {
                 if (n >= cap)
                         break;
                 Cluster__WorkerStatus *w = &ws[n];
@@ -108,8 +108,8 @@ void client_handle_token(Peer *p, const Cluster__TokenRequest *req)
         int r;
 
         if (!p->local) {
-                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED,
-                                      req->request_id, 0,
+                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_UNAUTHORIZED, req->request_id,
+                                      0,
                                       "tokens are managed through the local control socket only");
                 return;
         }

@@ -47,10 +47,10 @@ Manager *manager_free(Manager *m)
                 return NULL;
         while (m->peers)
                 peer_free(m->peers);
-        HASHMAP_FOREACH(t, m->tasks)
+        HASHMAP_FOREACH (t, m->tasks)
                 task_free(t);
         hashmap_free(m->tasks);
-        HASHMAP_FOREACH(a, m->agents)
+        HASHMAP_FOREACH (a, m->agents)
                 agent_free(a);
         hashmap_free(m->agents);
         loop_source_free(m->cluster_accept);
@@ -109,7 +109,7 @@ static void drain_done(Manager *m)
         bye.reason = (char *)"the scheduler is shutting down";
         env.msg_case = CLUSTER__ENVELOPE__MSG_GOODBYE;
         env.goodbye = &bye;
-        LIST_FOREACH_SAFE(peers, p, n, m->peers) {
+        LIST_FOREACH_SAFE (peers, p, n, m->peers) {
                 if (p->kind != PEER_NEW)
                         (void)peer_send(p, &env);
                 peer_close(p, "scheduler shutting down");
@@ -124,8 +124,7 @@ static void on_drain_timeout(LoopSource *s, void *userdata)
 {
         Manager *m = userdata;
 
-        log_notice("Drain timeout reached with %u tasks running: cancelling them.",
-                   m->n_running);
+        log_notice("Drain timeout reached with %u tasks running: cancelling them.", m->n_running);
         manager_cancel_all_tasks(m, "the scheduler is shutting down");
         m->drain_timer = loop_source_free(m->drain_timer);
         drain_done(m);
@@ -159,8 +158,8 @@ static void on_sigterm(LoopSource *s, const struct signalfd_siginfo *si, void *u
                 drain_done(m);
                 return;
         }
-        r = loop_add_timer(m->loop, loop_now(m->loop) + m->config.drain_timeout,
-                           on_drain_timeout, m, &m->drain_timer);
+        r = loop_add_timer(m->loop, loop_now(m->loop) + m->config.drain_timeout, on_drain_timeout,
+                           m, &m->drain_timer);
         if (r < 0)
                 drain_done(m);
 }
@@ -204,7 +203,8 @@ int manager_reload(Manager *m)
         }
         /* Sockets and the state directory are bound at start; everything else applies
          * now. */
-        if (!streq(c.listen, m->config.listen) || !streq(c.control_socket, m->config.control_socket) ||
+        if (!streq(c.listen, m->config.listen) ||
+            !streq(c.control_socket, m->config.control_socket) ||
             !streq(c.state_dir, m->config.state_dir))
                 log_notice("listen, control_socket and state_dir changes take effect at restart.");
         m->config.auto_approve = c.auto_approve;
@@ -228,8 +228,8 @@ static void on_sweep(LoopSource *s, void *userdata)
         Manager *m = userdata;
 
         manager_sweep(m);
-        (void)loop_timer_set(s, loop_now(m->loop) + MIN(m->config.agent_timeout / 4,
-                                                       250 * USEC_PER_MSEC));
+        (void)loop_timer_set(
+                s, loop_now(m->loop) + MIN(m->config.agent_timeout / 4, 250 * USEC_PER_MSEC));
 }
 
 static void on_watchdog(LoopSource *s, void *userdata)
@@ -282,8 +282,9 @@ int manager_startup(Manager *m)
 
         r = loop_new(&m->loop);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up io_uring (is it disabled by "
-                                          "kernel.io_uring_disabled or a seccomp filter?): %m");
+                return log_error_errno(r,
+                                       "Failed to set up io_uring (is it disabled by "
+                                       "kernel.io_uring_disabled or a seccomp filter?): %m");
 
         r = mkdir_p(m->config.state_dir, 0700);
         if (r < 0)
@@ -292,8 +293,9 @@ int manager_startup(Manager *m)
         r = tls_identity_load_or_create(m->config.state_dir, "scheduler", m->config.name,
                                         &m->identity);
         if (r < 0)
-                return log_error_errno(r, "Failed to load or create the scheduler's TLS key "
-                                          "and certificate in %s: %m",
+                return log_error_errno(r,
+                                       "Failed to load or create the scheduler's TLS key "
+                                       "and certificate in %s: %m",
                                        m->config.state_dir);
         tls_fingerprint_to_hex(tls_identity_fingerprint(m->identity), m->fingerprint);
 
@@ -344,8 +346,8 @@ int manager_startup(Manager *m)
                 return log_error_errno(r, "Failed to add timer: %m");
         m->watchdog_usec = watchdog_interval();
         if (m->watchdog_usec > 0) {
-                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2,
-                                   on_watchdog, m, &m->watchdog_timer);
+                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2, on_watchdog,
+                                   m, &m->watchdog_timer);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add watchdog timer: %m");
         }
@@ -353,8 +355,8 @@ int manager_startup(Manager *m)
         m->started = loop_now(m->loop);
         log_info("Scheduler %s of cluster '%s' listening on %s (control socket %s), "
                  "certificate fingerprint %s.",
-                 m->config.name, m->config.cluster, m->listen_address,
-                 m->config.control_socket, m->fingerprint);
+                 m->config.name, m->config.cluster, m->listen_address, m->config.control_socket,
+                 m->fingerprint);
         return 0;
 }
 

@@ -43,8 +43,8 @@ struct Peer {
         bool closing;
         uint64_t id;
         char *name;
-        Agent *agent;     /* kind == PEER_AGENT */
-        Hashmap *tasks;   /* kind == PEER_CLIENT: task_id -> Task it started */
+        Agent *agent; /* kind == PEER_AGENT */
+        Hashmap *tasks; /* kind == PEER_CLIENT: task_id -> Task it started */
         LoopSource *hello_timer;
         LIST_FIELDS(Peer, peers);
 };
@@ -63,10 +63,10 @@ struct Agent {
         AgentState state;
         char *address;
         Cluster__AgentInfo *info; /* unpacked copy; NULL until it sent one */
-        Cluster__Load *load;      /* unpacked copy of the last heartbeat's load */
-        usec_t last_heartbeat;    /* CLOCK_MONOTONIC */
-        usec_t connected_wall;    /* CLOCK_REALTIME */
-        Hashmap *tasks;           /* task_id -> Task running there */
+        Cluster__Load *load; /* unpacked copy of the last heartbeat's load */
+        usec_t last_heartbeat; /* CLOCK_MONOTONIC */
+        usec_t connected_wall; /* CLOCK_REALTIME */
+        Hashmap *tasks; /* task_id -> Task running there */
         uint32_t used_cpus;
         uint64_t used_memory;
 };
@@ -83,10 +83,10 @@ struct Task {
         uint64_t id;
         TaskState state;
         Cluster__TaskSpec *spec; /* unpacked copy */
-        Peer *client;            /* NULL once the client went away */
+        Peer *client; /* NULL once the client went away */
         uint64_t request_id;
         Agent *agent;
-        usec_t submitted;        /* CLOCK_MONOTONIC */
+        usec_t submitted; /* CLOCK_MONOTONIC */
         LIST_FIELDS(Task, queue);
 };
 
@@ -109,7 +109,7 @@ struct Manager {
         unsigned n_peers, n_clients, n_agents_connected;
         uint64_t next_peer_id;
         Hashmap *agents; /* name -> Agent */
-        Hashmap *tasks;  /* task_id -> Task */
+        Hashmap *tasks; /* task_id -> Task */
         LIST_HEAD(Task, queue);
         Task *queue_tail;
         unsigned n_queued, n_running;

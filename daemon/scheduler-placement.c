@@ -7,7 +7,7 @@
 static bool fits_ever(const PlacementAgent *a, uint32_t cpus, uint64_t mem)
 {
         return cpus <= a->cpus && (a->memory_bytes == 0 || mem <= a->memory_bytes) &&
-               a->max_tasks > 0;
+                a->max_tasks > 0;
 }
 
 static bool fits_now(const PlacementAgent *a, uint32_t cpus, uint64_t mem)

@@ -20,15 +20,15 @@ typedef struct PlacementAgent {
         uint32_t running_tasks;
         uint32_t used_cpus;
         uint64_t used_memory_bytes;
-        float cpu_busy;           /* 0..1 */
+        float cpu_busy; /* 0..1 */
         float psi_cpu_some_avg10; /* 0..100 */
         float runq_latency_p99_us;
 } PlacementAgent;
 
 typedef struct PlacementRequest {
-        uint32_t cpus;            /* 0 counts as 1 */
+        uint32_t cpus; /* 0 counts as 1 */
         uint64_t memory_bytes;
-        const char *agent;        /* NULL or "": any */
+        const char *agent; /* NULL or "": any */
 } PlacementRequest;
 
 /* Returns the index of the chosen agent, or

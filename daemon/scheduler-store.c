@@ -48,22 +48,23 @@ int store_open(const char *path, Store **ret)
                 return log_error_errno(EIO, "Failed to open database %s: %s", path,
                                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_busy_timeout(s->db, 2000);
-        r = exec_sql(s, "PRAGMA journal_mode=WAL;"
-                        "PRAGMA synchronous=NORMAL;"
-                        "PRAGMA foreign_keys=ON;"
-                        "CREATE TABLE IF NOT EXISTS tokens ("
-                        "  id TEXT PRIMARY KEY,"
-                        "  hash BLOB NOT NULL,"
-                        "  description TEXT NOT NULL DEFAULT '',"
-                        "  created INTEGER NOT NULL,"
-                        "  expires INTEGER NOT NULL DEFAULT 0,"
-                        "  uses INTEGER NOT NULL DEFAULT 0,"
-                        "  revoked INTEGER NOT NULL DEFAULT 0);"
-                        "CREATE TABLE IF NOT EXISTS agents ("
-                        "  name TEXT PRIMARY KEY,"
-                        "  fingerprint TEXT NOT NULL,"
-                        "  admitted INTEGER NOT NULL,"
-                        "  via TEXT NOT NULL DEFAULT '');");
+        r = exec_sql(s,
+                     "PRAGMA journal_mode=WAL;"
+                     "PRAGMA synchronous=NORMAL;"
+                     "PRAGMA foreign_keys=ON;"
+                     "CREATE TABLE IF NOT EXISTS tokens ("
+                     "  id TEXT PRIMARY KEY,"
+                     "  hash BLOB NOT NULL,"
+                     "  description TEXT NOT NULL DEFAULT '',"
+                     "  created INTEGER NOT NULL,"
+                     "  expires INTEGER NOT NULL DEFAULT 0,"
+                     "  uses INTEGER NOT NULL DEFAULT 0,"
+                     "  revoked INTEGER NOT NULL DEFAULT 0);"
+                     "CREATE TABLE IF NOT EXISTS agents ("
+                     "  name TEXT PRIMARY KEY,"
+                     "  fingerprint TEXT NOT NULL,"
+                     "  admitted INTEGER NOT NULL,"
+                     "  via TEXT NOT NULL DEFAULT '');");
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -171,8 +172,7 @@ int store_token_check(Store *s, const char *token)
         if (r < 0)
                 return r;
 
-        rc = sqlite3_prepare_v2(s->db,
-                                "SELECT hash, expires, revoked FROM tokens WHERE id = ?", -1,
+        rc = sqlite3_prepare_v2(s->db, "SELECT hash, expires, revoked FROM tokens WHERE id = ?", -1,
                                 &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_error(s, rc, "Failed to prepare token lookup");
@@ -184,7 +184,7 @@ int store_token_check(Store *s, const char *token)
                 uint64_t expires = (uint64_t)sqlite3_column_int64(st, 1);
                 bool revoked = sqlite3_column_int(st, 2) != 0;
                 ok = h && hl == (int)sizeof hash && memeq_consttime(h, hash, sizeof hash) &&
-                     !revoked && (expires == 0 || expires > now(CLOCK_REALTIME));
+                        !revoked && (expires == 0 || expires > now(CLOCK_REALTIME));
         } else if (rc != SQLITE_DONE) {
                 sqlite3_finalize(st);
                 return sqlite_error(s, rc, "Failed to look up token");
@@ -193,8 +193,8 @@ int store_token_check(Store *s, const char *token)
         if (!ok)
                 return -EACCES;
 
-        rc = sqlite3_prepare_v2(s->db, "UPDATE tokens SET uses = uses + 1 WHERE id = ?", -1,
-                                &st, NULL);
+        rc = sqlite3_prepare_v2(s->db, "UPDATE tokens SET uses = uses + 1 WHERE id = ?", -1, &st,
+                                NULL);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
@@ -259,8 +259,7 @@ int store_token_revoke(Store *s, const char *id)
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(s->db, "UPDATE tokens SET revoked = 1 WHERE id = ?", -1, &st,
-                                NULL);
+        rc = sqlite3_prepare_v2(s->db, "UPDATE tokens SET revoked = 1 WHERE id = ?", -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_error(s, rc, "Failed to prepare token revoke");
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -309,9 +308,9 @@ int store_agent_check(Store *s, const char *name, const char *fingerprint_hex)
         if (rc == SQLITE_ROW) {
                 const char *fp = (const char *)sqlite3_column_text(st, 0);
                 r = fp && strlen(fp) == strlen(fingerprint_hex) &&
-                                    memeq_consttime(fp, fingerprint_hex, strlen(fp))
-                            ? 1
-                            : -EEXIST;
+                                memeq_consttime(fp, fingerprint_hex, strlen(fp))
+                        ? 1
+                        : -EEXIST;
         } else if (rc != SQLITE_DONE)
                 r = sqlite_error(s, rc, "Failed to look up agent");
         sqlite3_finalize(st);

@@ -103,7 +103,7 @@ static int build_snapshot(Manager *m, PlacementAgent **ret, Agent ***ret_agents,
                 free(aa);
                 return -ENOMEM;
         }
-        HASHMAP_FOREACH(a, m->agents) {
+        HASHMAP_FOREACH (a, m->agents) {
                 if (n >= cap)
                         break;
                 pa[n] = (PlacementAgent){
@@ -196,8 +196,8 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
         int r;
 
         if (m->draining) {
-                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_SHUTTING_DOWN,
-                                      req->request_id, 0, "the scheduler is shutting down");
+                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_SHUTTING_DOWN, req->request_id,
+                                      0, "the scheduler is shutting down");
                 return;
         }
         if (!spec || spec->n_argv == 0 || isempty(spec->argv[0])) {
@@ -269,7 +269,7 @@ void manager_dispatch_queue(Manager *m)
 {
         unsigned misses = 0;
 
-        LIST_FOREACH_SAFE(queue, t, next, m->queue) {
+        LIST_FOREACH_SAFE (queue, t, next, m->queue) {
                 int r = task_place(t);
                 if (r == -EAGAIN) {
                         /* Don't rescan a million tasks when the cluster is full. */
@@ -295,15 +295,16 @@ static Task *client_task(Peer *p, uint64_t id)
 
 void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
 {
-        uint64_t id = msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT  ? msg->task_input->task_id
-                      : msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_ACK  ? msg->task_ack->task_id
-                      : msg->task_cancel->task_id;
+        uint64_t id = msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT ? msg->task_input->task_id
+                : msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_ACK       ? msg->task_ack->task_id
+                                                                   : msg->task_cancel->task_id;
         Task *t = client_task(p, id);
 
         if (!t)
                 return; /* finished meanwhile: not an error */
         if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_CANCEL && t->state == TASK_QUEUED) {
-                task_send_exit(t, CLUSTER__EXIT_KIND__EXIT_CANCELED, 130, "cancelled before it started");
+                task_send_exit(t, CLUSTER__EXIT_KIND__EXIT_CANCELED, 130,
+                               "cancelled before it started");
                 task_free(t);
                 manager_update_status(p->manager);
                 return;

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: bench-ping SOCKET [COUNT]\n");
                 return 2;
         }
-        lat = new(uint64_t, n);
+        lat = new (uint64_t, n);
         if (!lat || loop_new(&loop) < 0 || conn_connect(loop, argv[1], &cfg, &ops, &s, &conn) < 0)
                 return 1;
 
@@ -95,8 +95,7 @@ int main(int argc, char **argv)
                         lat[i - 1000] = now(CLOCK_MONOTONIC) - t0;
         }
         qsort(lat, n, sizeof *lat, cmp);
-        printf("ping round trips: %u, p50 %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64
-               " us\n",
+        printf("ping round trips: %u, p50 %" PRIu64 " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
                n, lat[n / 2], lat[(size_t)n * 99 / 100], lat[n - 1]);
         conn_free(conn);
         loop_free(loop);

@@ -28,33 +28,33 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
-#define ALIGN_TO(x, a) (((x) + (a) - 1) & ~((size_t)(a) - 1))
+#define ALIGN_TO(x, a) (((x) + (a)-1) & ~((size_t)(a)-1))
 #define STRINGIFY(x) XSTRINGIFY(x)
 #define XSTRINGIFY(x) #x
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Hand an owned pointer or fd to someone else: the local goes NULL / -EBADF, so its
  * cleanup attribute does nothing. */
-#define TAKE_PTR(p)                                                                        \
-        ({                                                                                 \
-                typeof(p) _p_ = (p);                                                       \
-                (p) = NULL;                                                                \
-                _p_;                                                                       \
+#define TAKE_PTR(p)                                                                                \
+        ({                                                                                         \
+                typeof(p) _p_ = (p);                                                               \
+                (p) = NULL;                                                                        \
+                _p_;                                                                               \
         })
-#define TAKE_FD(fd)                                                                        \
-        ({                                                                                 \
-                int _fd_ = (fd);                                                           \
-                (fd) = -EBADF;                                                             \
-                _fd_;                                                                      \
+#define TAKE_FD(fd)                                                                                \
+        ({                                                                                         \
+                int _fd_ = (fd);                                                                   \
+                (fd) = -EBADF;                                                                     \
+                _fd_;                                                                              \
         })
 
 /* Defines foop(foo **p) for use as _cleanup_(foop). */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                            \
-        static inline void func##p(type *p)                                                \
-        {                                                                                  \
-                if (*p)                                                                    \
-                        *p = func(*p);                                                     \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
+        static inline void func##p(type *p)                                                        \
+        {                                                                                          \
+                if (*p)                                                                            \
+                        *p = func(*p);                                                             \
         }
 
 static inline void freep(void *p)
@@ -70,10 +70,10 @@ static inline int negative_errno(void)
         return errno > 0 ? -errno : -EIO;
 }
 
-#define RET_NERRNO(expr)                                                                   \
-        ({                                                                                 \
-                int _r_ = (expr);                                                          \
-                _r_ < 0 ? negative_errno() : _r_;                                          \
+#define RET_NERRNO(expr)                                                                           \
+        ({                                                                                         \
+                int _r_ = (expr);                                                                  \
+                _r_ < 0 ? negative_errno() : _r_;                                                  \
         })
 
 /* Overflow-checked size arithmetic for allocations a peer can influence. */

@@ -63,7 +63,7 @@ char *hexmem(const void *p, size_t n)
 {
         static const char digits[] = "0123456789abcdef";
         const uint8_t *b = p;
-        char *s = new(char, n * 2 + 1);
+        char *s = new (char, n * 2 + 1);
 
         if (!s)
                 return NULL;
@@ -207,10 +207,18 @@ int parse_size(const char *s, uint64_t *ret)
 {
         static const struct unit units[] = {
                 {"B", 1},
-                {"K", 1ULL << 10}, {"KB", 1ULL << 10}, {"KiB", 1ULL << 10},
-                {"M", 1ULL << 20}, {"MB", 1ULL << 20}, {"MiB", 1ULL << 20},
-                {"G", 1ULL << 30}, {"GB", 1ULL << 30}, {"GiB", 1ULL << 30},
-                {"T", 1ULL << 40}, {"TB", 1ULL << 40}, {"TiB", 1ULL << 40},
+                {"K", 1ULL << 10},
+                {"KB", 1ULL << 10},
+                {"KiB", 1ULL << 10},
+                {"M", 1ULL << 20},
+                {"MB", 1ULL << 20},
+                {"MiB", 1ULL << 20},
+                {"G", 1ULL << 30},
+                {"GB", 1ULL << 30},
+                {"GiB", 1ULL << 30},
+                {"T", 1ULL << 40},
+                {"TB", 1ULL << 40},
+                {"TiB", 1ULL << 40},
         };
         return parse_with_units(s, units, ELEMENTSOF(units), 1, ret);
 }
@@ -218,12 +226,23 @@ int parse_size(const char *s, uint64_t *ret)
 int parse_duration(const char *s, uint64_t *ret_usec)
 {
         static const struct unit units[] = {
-                {"us", 1},           {"usec", 1},
-                {"ms", 1000},        {"msec", 1000},
-                {"s", 1000000},      {"sec", 1000000},     {"second", 1000000},  {"seconds", 1000000},
-                {"m", 60000000},     {"min", 60000000},    {"minutes", 60000000},
-                {"h", 3600000000ULL}, {"hour", 3600000000ULL}, {"hours", 3600000000ULL},
-                {"d", 86400000000ULL}, {"day", 86400000000ULL}, {"days", 86400000000ULL},
+                {"us", 1},
+                {"usec", 1},
+                {"ms", 1000},
+                {"msec", 1000},
+                {"s", 1000000},
+                {"sec", 1000000},
+                {"second", 1000000},
+                {"seconds", 1000000},
+                {"m", 60000000},
+                {"min", 60000000},
+                {"minutes", 60000000},
+                {"h", 3600000000ULL},
+                {"hour", 3600000000ULL},
+                {"hours", 3600000000ULL},
+                {"d", 86400000000ULL},
+                {"day", 86400000000ULL},
+                {"days", 86400000000ULL},
         };
         return parse_with_units(s, units, ELEMENTSOF(units), 1000000, ret_usec);
 }
@@ -263,7 +282,7 @@ bool name_is_valid(const char *s)
 char *cescape_len(const char *s, size_t len, size_t max)
 {
         size_t n = MIN(len, max), o = 0;
-        char *out = new(char, n * 4 + 4);
+        char *out = new (char, n * 4 + 4);
 
         if (!out)
                 return NULL;

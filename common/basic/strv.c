@@ -7,7 +7,7 @@
 
 char **strv_free(char **l)
 {
-        STRV_FOREACH(s, l)
+        STRV_FOREACH (s, l)
                 free(*s);
         free(l);
         return NULL;
@@ -16,7 +16,7 @@ char **strv_free(char **l)
 size_t strv_length(char *const *l)
 {
         size_t n = 0;
-        STRV_FOREACH(s, l)
+        STRV_FOREACH (s, l)
                 n++;
         return n;
 }
@@ -64,7 +64,7 @@ int strv_extend(char ***l, const char *s)
 
 bool strv_contains(char *const *l, const char *s)
 {
-        STRV_FOREACH(i, l)
+        STRV_FOREACH (i, l)
                 if (streq(*i, s))
                         return true;
         return false;
@@ -75,12 +75,12 @@ char *strv_join(char *const *l, const char *sep)
         size_t n = 0, k = strlen(sep);
         char *r, *p;
 
-        STRV_FOREACH(s, l)
+        STRV_FOREACH (s, l)
                 n += strlen(*s) + k;
         r = p = malloc(n + 1);
         if (!r)
                 return NULL;
-        STRV_FOREACH(s, l) {
+        STRV_FOREACH (s, l) {
                 if (s != l)
                         p = stpcpy(p, sep);
                 p = stpcpy(p, *s);

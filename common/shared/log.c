@@ -32,7 +32,7 @@ int log_get_max_level(void)
 
 int log_parse_level(const char *s)
 {
-        static const char *const names[] = {"emerg", "alert", "crit", "err",
+        static const char *const names[] = {"emerg",   "alert",  "crit", "err",
                                             "warning", "notice", "info", "debug"};
         int n;
 
@@ -119,8 +119,8 @@ int log_internalv(int level, int error, const char *file, int line, const char *
 #if HAVE_SYSTEMD
         case LOG_TARGET_JOURNAL: {
                 struct iovec iov[16];
-                char fmsg[sizeof msg + 16], fprio[16], ferr[32], fident[80], ffile[256],
-                        fline[32], ffunc[128];
+                char fmsg[sizeof msg + 16], fprio[16], ferr[32], fident[80], ffile[256], fline[32],
+                        ffunc[128];
                 size_t n = 0;
 
                 snprintf(fmsg, sizeof fmsg, "MESSAGE=%s", msg);

@@ -20,7 +20,7 @@
 #include "basic/macro.h"
 
 typedef enum LogTarget {
-        LOG_TARGET_AUTO,    /* journal, else journal-stream stderr, else console */
+        LOG_TARGET_AUTO, /* journal, else journal-stream stderr, else console */
         LOG_TARGET_JOURNAL,
         LOG_TARGET_KMSG_STDERR, /* "<N>message" on stderr */
         LOG_TARGET_CONSOLE, /* "ident: message" on stderr */
@@ -43,24 +43,22 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 int log_internalv(int level, int error, const char *file, int line, const char *func,
                   char *const *fields, const char *format, va_list ap) _printf_(7, 0);
 
-#define log_full_errno(level, error, ...)                                                  \
-        ({                                                                                 \
-                int _l_ = (level), _e_ = (error);                                          \
-                _l_ <= log_get_max_level()                                                 \
-                        ? log_internal(_l_, _e_, __FILE__, __LINE__, __func__, NULL,       \
-                                       __VA_ARGS__)                                        \
-                        : -(_e_ < 0 ? -_e_ : (_e_ ?: EIO));                                \
+#define log_full_errno(level, error, ...)                                                          \
+        ({                                                                                         \
+                int _l_ = (level), _e_ = (error);                                                  \
+                _l_ <= log_get_max_level()                                                         \
+                        ? log_internal(_l_, _e_, __FILE__, __LINE__, __func__, NULL, __VA_ARGS__)  \
+                        : -(_e_ < 0 ? -_e_ : (_e_ ?: EIO));                                        \
         })
 #define log_full(level, ...) (void)log_full_errno(level, 0, __VA_ARGS__)
 
 /* Same, with structured journal fields. */
-#define log_fields_errno(level, error, fields, ...)                                        \
-        ({                                                                                 \
-                int _l_ = (level), _e_ = (error);                                          \
-                _l_ <= log_get_max_level()                                                 \
-                        ? log_internal(_l_, _e_, __FILE__, __LINE__, __func__, (fields),   \
-                                       __VA_ARGS__)                                        \
-                        : -(_e_ < 0 ? -_e_ : (_e_ ?: EIO));                                \
+#define log_fields_errno(level, error, fields, ...)                                                \
+        ({                                                                                         \
+                int _l_ = (level), _e_ = (error);                                                  \
+                _l_ <= log_get_max_level() ? log_internal(_l_, _e_, __FILE__, __LINE__, __func__,  \
+                                                          (fields), __VA_ARGS__)                   \
+                                           : -(_e_ < 0 ? -_e_ : (_e_ ?: EIO));                     \
         })
 
 #define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)

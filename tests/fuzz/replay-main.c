@@ -53,7 +53,8 @@ int main(int argc, char **argv)
                 }
                 for (int j = 0; j < k; j++) {
                         if (list[j]->d_name[0] != '.') {
-                                _cleanup_free_ char *p = strprintf("%s/%s", argv[i], list[j]->d_name);
+                                _cleanup_free_ char *p =
+                                        strprintf("%s/%s", argv[i], list[j]->d_name);
                                 if (!p || run_file(p, &n) < 0)
                                         ret = 1;
                         }

@@ -61,9 +61,10 @@ START_TEST(test_console)
 {
         _cleanup_free_ char *out = capture_stderr(emit_console);
 
-        ck_assert_str_eq(out, "test: open x.yaml: No such file or directory\n"
-                              "test: denied: Permission denied\n"
-                              "test: no errno\n");
+        ck_assert_str_eq(out,
+                         "test: open x.yaml: No such file or directory\n"
+                         "test: denied: Permission denied\n"
+                         "test: no errno\n");
 }
 END_TEST
 
