@@ -5,7 +5,8 @@
 
 #include "basic/macro.h"
 
-// clang-format off: it reads 'new' as the C++ keyword
+/* clang-format reads 'new' as the C++ keyword. */
+// clang-format off
 #define new(t, n) ((t *)malloc_multiply(sizeof(t), (n)))
 // clang-format on
 #define new0(t, n) ((t *)calloc((n) ?: 1, sizeof(t)))
