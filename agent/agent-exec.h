@@ -22,35 +22,38 @@
 #include "basic/macro.h"
 
 typedef struct ExecSpec {
-        char *const *argv;     /* argv[0] looked up in PATH of env when it has no '/' */
-        char *const *env;      /* "KEY=value" added to the base environment */
-        const char *workdir;   /* must exist */
-        bool change_user;      /* setgroups/setgid/setuid to uid/gid before exec */
+        char *const *argv; /* argv[0] looked up in PATH of env when it has no '/' */
+        char *const *env; /* "KEY=value" added to the base environment */
+        const char *workdir; /* must exist */
+        bool change_user; /* setgroups/setgid/setuid to uid/gid before exec */
         uid_t uid;
         gid_t gid;
-        bool want_stdin;       /* else stdin is /dev/null */
+        bool want_stdin; /* else stdin is /dev/null */
         uint64_t memory_bytes; /* 0 = no limit; RLIMIT_AS is NOT used (breaks JITs) */
-        uint32_t cpus;         /* cgroup cpu.max when a cgroup is used; 0 = none */
-        uint64_t max_processes;/* RLIMIT_NPROC when change_user; 0 = leave */
+        uint32_t cpus; /* cgroup cpu.max when a cgroup is used; 0 = none */
+        uint64_t max_processes; /* RLIMIT_NPROC when change_user; 0 = leave */
         uint64_t max_open_files; /* RLIMIT_NOFILE; 0 = leave */
-        uint64_t max_file_size;/* RLIMIT_FSIZE; 0 = leave */
-        const char *cgroup;    /* absolute path of a delegated cgroup v2 directory under
-                                  which a child cgroup is made; NULL = none */
-        const char *name;      /* for the cgroup name and logs, e.g. "task-42" */
+        uint64_t max_file_size; /* RLIMIT_FSIZE; 0 = leave */
+        const char *cgroup; /* absolute path of a delegated cgroup v2 directory under
+                               which a child cgroup is made; NULL = none */
+        const char *name; /* for the cgroup name and logs, e.g. "task-42" */
 } ExecSpec;
 
 typedef struct ExecProcess {
         pid_t pid;
-        int pidfd;       /* -EBADF once handed to the loop */
-        int stdin_fd;    /* -EBADF when not wanted */
+        int pidfd; /* -EBADF once handed to the loop */
+        int stdin_fd; /* -EBADF when not wanted */
         int stdout_fd;
         int stderr_fd;
         char *cgroup_path; /* NULL when not in a cgroup */
 } ExecProcess;
 
-#define EXEC_PROCESS_NULL                                                                  \
-        (ExecProcess){.pid = 0, .pidfd = -EBADF, .stdin_fd = -EBADF, .stdout_fd = -EBADF,   \
-                      .stderr_fd = -EBADF}
+#define EXEC_PROCESS_NULL                                                                          \
+        (ExecProcess)                                                                              \
+        {                                                                                          \
+                .pid = 0, .pidfd = -EBADF, .stdin_fd = -EBADF, .stdout_fd = -EBADF,                \
+                .stderr_fd = -EBADF                                                                \
+        }
 
 int exec_spawn(const ExecSpec *spec, ExecProcess *ret);
 /* Signals the process group (and cgroup members). -ESRCH when nothing is left. */

@@ -16,22 +16,22 @@
 #include "basic/macro.h"
 
 typedef enum ConfigType {
-        CONFIG_STRING,   /* char *, malloc'ed, replaces the previous value */
-        CONFIG_STRV,     /* char **: a YAML sequence of scalars (or one scalar) */
-        CONFIG_BOOL,     /* bool */
-        CONFIG_U32,      /* uint32_t */
-        CONFIG_U64,      /* uint64_t */
-        CONFIG_SIZE,     /* uint64_t bytes: "512M", "4G", 1024 */
+        CONFIG_STRING, /* char *, malloc'ed, replaces the previous value */
+        CONFIG_STRV, /* char **: a YAML sequence of scalars (or one scalar) */
+        CONFIG_BOOL, /* bool */
+        CONFIG_U32, /* uint32_t */
+        CONFIG_U64, /* uint64_t */
+        CONFIG_SIZE, /* uint64_t bytes: "512M", "4G", 1024 */
         CONFIG_DURATION, /* uint64_t usec: "30s", "500ms", 2 (seconds) */
-        CONFIG_LOG_LEVEL,/* int: "debug", "info", ... */
-        CONFIG_MODE,     /* uint32_t: octal file mode "0660" */
+        CONFIG_LOG_LEVEL, /* int: "debug", "info", ... */
+        CONFIG_MODE, /* uint32_t: octal file mode "0660" */
 } ConfigType;
 
 typedef struct ConfigItem {
-        const char *key;  /* dotted path */
+        const char *key; /* dotted path */
         ConfigType type;
-        size_t offset;    /* offsetof(struct, field) */
-        uint64_t min, max;/* for integer types; 0,0 = the type's range */
+        size_t offset; /* offsetof(struct, field) */
+        uint64_t min, max; /* for integer types; 0,0 = the type's range */
 } ConfigItem;
 
 #define CONFIG_MAX_SIZE (1024U * 1024U) /* bytes of one file */

@@ -67,12 +67,10 @@ void loop_timer_disarm(LoopSource *s);
  * the watch) is reported once as POLLNVAL, then polling stops until
  * loop_io_set_events(). */
 typedef void (*loop_io_cb)(LoopSource *s, int fd, uint32_t revents, void *userdata);
-int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata,
-                LoopSource **ret);
+int loop_add_io(Loop *l, int fd, uint32_t events, loop_io_cb cb, void *userdata, LoopSource **ret);
 int loop_io_set_events(LoopSource *s, uint32_t events);
 
-typedef void (*loop_signal_cb)(LoopSource *s, const struct signalfd_siginfo *si,
-                               void *userdata);
+typedef void (*loop_signal_cb)(LoopSource *s, const struct signalfd_siginfo *si, void *userdata);
 /* Blocks sig in the calling thread and delivers it here. */
 int loop_add_signal(Loop *l, int sig, loop_signal_cb cb, void *userdata, LoopSource **ret);
 
@@ -89,8 +87,7 @@ int loop_add_child(Loop *l, int pidfd, loop_child_cb cb, void *userdata, LoopSou
  * callback. error < 0 reports a failed accept (EMFILE, ...); the loop keeps accepting
  * after a short back-off. The listening fd stays owned by the caller. */
 typedef void (*loop_accept_cb)(LoopSource *s, int fd, int error, void *userdata);
-int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata,
-                    LoopSource **ret);
+int loop_add_accept(Loop *l, int listen_fd, loop_accept_cb cb, void *userdata, LoopSource **ret);
 
 /* Frees the source; safe from any callback. Returns NULL. Sources still alive at
  * loop_free() are detached from the loop; they must still be freed. A source added

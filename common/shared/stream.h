@@ -32,7 +32,7 @@ typedef struct StreamOps {
 
 typedef struct StreamLimits {
         size_t high_water; /* default 1 MiB */
-        size_t low_water;  /* default 256 KiB */
+        size_t low_water; /* default 256 KiB */
         size_t hard_limit; /* default 64 MiB */
 } StreamLimits;
 

@@ -287,10 +287,11 @@ START_TEST(test_ambient_caps_not_inherited)
         ck_assert_int_eq(run(&sp, &r), 0);
         ck_assert_int_eq(r.si.si_code, CLD_EXITED);
         ck_assert_int_eq(r.si.si_status, 0);
-        ck_assert_str_eq(r.out, "CapInh:\t0000000000000000\n"
-                                "CapPrm:\t0000000000000000\n"
-                                "CapEff:\t0000000000000000\n"
-                                "CapAmb:\t0000000000000000\n");
+        ck_assert_str_eq(r.out,
+                         "CapInh:\t0000000000000000\n"
+                         "CapPrm:\t0000000000000000\n"
+                         "CapEff:\t0000000000000000\n"
+                         "CapAmb:\t0000000000000000\n");
         result_clear(&r);
 }
 END_TEST
