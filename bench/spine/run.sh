@@ -33,11 +33,18 @@ echo "== no-op request over an open connection"
 for i in 1 2 3; do "$build/bench/spine/bench-ping" "$sock" 20000; done
 
 echo "== cluster-ai run -- true, beside true locally"
-hyperfine -N --warmup 10 --runs 200 "$build/cli/cluster-ai --socket $sock run -- true" "true" \
-        --export-markdown "$dir/run.md" >/dev/null
-cat "$dir/run.md"
+hyperfine -N --warmup 10 --runs 300 "$build/cli/cluster-ai --socket $sock run -- true" "true" \
+        --export-json "$dir/run.json" >/dev/null 2>&1
+python3 - "$dir/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+for x in r:
+    print("%-40s median %7.2f ms  (min %.2f, max %.2f)" % (x["command"].split("/")[-1][:40],
+          x["median"] * 1e3, x["min"] * 1e3, x["max"] * 1e3))
+print("ratio cluster-ai run / local: %.1fx" % (r[0]["median"] / r[1]["median"]))
+PY
 
-echo "== idle RSS after 3 s"
+echo "== idle RSS after 3 s (scheduler with 2 agents connected, one agent)"
 sleep 3
 for p in sched a1; do
         printf '%s: ' "$p"; grep VmRSS "/proc/$(cat "$dir/$p.pid")/status"
