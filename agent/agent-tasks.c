@@ -263,7 +263,8 @@ static void task_maybe_finish(AgentTask *t)
 {
         if (!t->exited)
                 return;
-        if (t->out_eof && t->err_eof) {
+        /* Cancelled: nobody wants the rest of its output. */
+        if ((t->out_eof && t->err_eof) || t->end_reason == CLUSTER__EXIT_KIND__EXIT_CANCELED) {
                 task_finish(t);
                 return;
         }
@@ -534,6 +535,12 @@ void task_handle_message(Manager *m, const Cluster__Envelope *msg)
                 if (sig <= 0 || sig >= NSIG)
                         sig = SIGTERM;
                 log_info("Task %" PRIu64 " cancelled (signal %d).", t->id, sig);
+                if (t->exited) {
+                        /* Already over, only its output was waiting for credit that
+                         * will not come (the client went away): drop it and finish. */
+                        task_finish(t);
+                        return;
+                }
                 task_terminate(t, sig, CLUSTER__EXIT_KIND__EXIT_CANCELED);
                 return;
         }

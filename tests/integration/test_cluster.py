@@ -341,6 +341,26 @@ def queueing(c):
     assert r.returncode == 125 and b"enough CPUs" in r.stderr, r
 
 
+@case
+def client_vanishes(c):
+    """A client killed while its task floods output it never reads: the task is
+    cancelled and its slot comes back, whether the task was still running or had
+    already exited with output pending."""
+    c.start_scheduler("--auto-approve")
+    c.start_agent("solo", "--max-tasks", "1")
+    for cmd in ("head -c 100000000 /dev/zero", "head -c 3000000 /dev/zero; exit 0"):
+        p = c.popen_cli("run", "--", "sh", "-c", cmd, stdout=subprocess.PIPE)
+        time.sleep(1.0)  # the window fills, the agent stops reading the pipe
+        p.kill()
+        p.wait()
+        t = time.monotonic()
+        r = c.cli("run", "--", "echo", "next", timeout=30)
+        assert r.stdout == b"next\n", r
+        assert time.monotonic() - t < 10 * SLOW
+    st = json.loads(c.cli("status", "--json").stdout)
+    assert st["running_tasks"] == 0, st
+
+
 def main():
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
         print("usage: %s {%s}" % (sys.argv[0], ",".join(CASES)))
