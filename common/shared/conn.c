@@ -12,8 +12,10 @@
  *
  * Closing. Every way to the end goes through conn_begin_close (flush what may be sent,
  * close_notify, half-close, read until the peer's EOF; on_close follows the stream's)
- * or conn_abort (now, when nothing more can be sent, or when closing took too long). on_close fires
- * once, from the loop, never from inside a call the owner made.
+ * or conn_abort (now, when nothing more can be sent, or when closing took too long).
+ * on_close fires once, from the loop, never from inside a call the owner made: ends
+ * decided inside such a call go through conn_end_later and a zero timer. A peer's EOF
+ * first delivers what is still buffered.
  *
  * Lifetime: the owner's reference plus one around each callback, so conn_free() is
  * safe from any callback; after each callback the code checks whether the Conn died or
