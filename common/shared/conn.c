@@ -12,16 +12,20 @@
  *
  * Closing. Every way to the end goes through conn_begin_close (flush what may be sent,
  * close_notify, half-close, read until the peer's EOF; on_close follows the stream's)
- * or conn_abort (now, when nothing more can be sent, or when closing took too long). on_close fires
- * once, from the loop, never from inside a call the owner made.
+ * or conn_abort (now, when nothing more can be sent, or when closing took too long).
+ * on_close fires once, from the loop, never from inside a call the owner made: ends
+ * decided inside such a call go through conn_end_later and a zero timer. A peer's EOF
+ * first delivers what is still buffered.
  *
  * Lifetime: the owner's reference plus one around each callback, so conn_free() is
  * safe from any callback; after each callback the code checks whether the Conn died or
  * started closing. */
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include "basic/alloc-util.h"
@@ -41,6 +45,20 @@
 #define CONN_HIGH_WATER_DEFAULT (1024U * 1024)
 #define CONN_HARD_LIMIT_DEFAULT (64U * 1024 * 1024)
 
+/* A host name resolved off the loop: getaddrinfo() blocks for as long as the resolver
+ * takes, seconds when a server does not answer. A detached thread resolves and then
+ * signals an eventfd the loop watches. Shared by the Conn and the thread, so either may
+ * finish first: conn_free() during resolution just drops its reference. */
+typedef struct Resolve {
+        int n_ref; /* atomic */
+        int done; /* atomic: the result below is written */
+        int efd;
+        char *address;
+        int error;
+        struct sockaddr_storage sa;
+        socklen_t len;
+} Resolve;
+
 struct Conn {
         unsigned n_ref;
         Loop *loop;
@@ -58,6 +76,9 @@ struct Conn {
 
         char peer_address[SOCKET_ADDRESS_STRING_MAX];
         char *connect_address; /* conn_connect(): for messages and as a fallback */
+        Resolve *resolve; /* conn_connect() to a host name, while resolving */
+        LoopSource *resolve_io;
+        ConnConfig resolve_cfg; /* its tls holds a reference meanwhile */
 
         /* An end decided inside a call of the owner (a failed connect, a failed write),
          * delivered from the loop by the kick. */
@@ -131,6 +152,34 @@ static void conn_update_peer_address(Conn *c)
                 c->peer_address[0] = 0;
 }
 
+static void resolve_unref(Resolve *r)
+{
+        if (!r || __atomic_sub_fetch(&r->n_ref, 1, __ATOMIC_ACQ_REL) > 0)
+                return;
+        safe_close(r->efd);
+        free(r->address);
+        free(r);
+}
+
+static void *resolve_thread(void *p)
+{
+        Resolve *r = p;
+
+        r->error = socket_address_parse(r->address, &r->sa, &r->len);
+        __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+        (void)eventfd_write(r->efd, 1);
+        resolve_unref(r);
+        return NULL;
+}
+
+/* Stops waiting for a resolution (the thread finishes on its own). */
+static void conn_resolve_drop(Conn *c)
+{
+        c->resolve_io = loop_source_free(c->resolve_io);
+        resolve_unref(TAKE_PTR(c->resolve));
+        c->resolve_cfg.tls = tls_identity_unref(c->resolve_cfg.tls);
+}
+
 /* The end: stops everything and tells the owner, once. */
 static void conn_finish(Conn *c, int error, const char *reason)
 {
@@ -141,6 +190,7 @@ static void conn_finish(Conn *c, int error, const char *reason)
         c->closing = false;
         c->timer = loop_source_free(c->timer);
         c->kick = loop_source_free(c->kick);
+        conn_resolve_drop(c);
         if (c->dead || !c->ops.on_close)
                 return;
         conn_ref(c);
@@ -593,6 +643,100 @@ int conn_new(Loop *l, int fd, const ConnConfig *cfg, const ConnOps *ops, void *u
         return 0;
 }
 
+/* Ends a conn_connect() that failed before there was a stream, from the loop. */
+static void conn_connect_failed(Conn *c, int error, const char *what)
+{
+        _cleanup_free_ char *reason =
+                strprintf("%s %s: %s", what, c->connect_address, strerror(-error));
+        conn_finish(c, error, reason ?: what);
+}
+
+static void resolve_io_fn(LoopSource *s, int fd, uint32_t revents, void *userdata)
+{
+        Conn *c = userdata;
+        Resolve *r = c->resolve;
+        char numeric[SOCKET_ADDRESS_STRING_MAX];
+        ConnConfig cfg;
+        int sfd = -EBADF, k;
+
+        if (!r || !__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+                return;
+        k = r->error;
+        if (k >= 0)
+                k = socket_address_to_string((struct sockaddr *)&r->sa, r->len, numeric,
+                                             sizeof(numeric));
+        cfg = c->resolve_cfg;
+        cfg.tls = tls_identity_ref(cfg.tls); /* conn_resolve_drop() drops the other */
+        conn_resolve_drop(c);
+        if (k < 0) {
+                tls_identity_unref(cfg.tls);
+                conn_connect_failed(c, k, "failed to resolve");
+                return;
+        }
+
+        conn_ref(c);
+        /* The numeric form connects without another lookup. */
+        k = socket_connect_start(numeric, &sfd);
+        if (k >= 0)
+                k = conn_start(c, sfd, k > 0, &cfg);
+        tls_identity_unref(cfg.tls);
+        if (k < 0)
+                conn_connect_failed(c, k, "failed to connect to");
+        else {
+                conn_flush(c); /* what was queued while resolving */
+                if (!c->tls && c->close_requested)
+                        conn_begin_close(c, 0, c->close_request);
+        }
+        conn_unref(c);
+}
+
+static int conn_resolve_start(Conn *c, const char *address, const ConnConfig *cfg)
+{
+        pthread_attr_t attr;
+        pthread_t thread;
+        Resolve *r;
+        int k;
+
+        r = new0(Resolve, 1);
+        if (!r)
+                return -ENOMEM;
+        r->n_ref = 1;
+        r->address = strdup(address);
+        r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (!r->address || r->efd < 0) {
+                k = r->address ? -errno : -ENOMEM;
+                resolve_unref(r);
+                return k;
+        }
+        c->resolve = r;
+        c->resolve_cfg = *cfg;
+        c->resolve_cfg.tls = tls_identity_ref(cfg->tls);
+        k = loop_add_io(c->loop, r->efd, POLLIN, resolve_io_fn, c, &c->resolve_io);
+        if (k < 0) {
+                conn_resolve_drop(c);
+                return k;
+        }
+
+        /* The thread inherits the caller's signal mask: signals the loop takes through
+         * its signalfd stay blocked there too. */
+        k = -pthread_attr_init(&attr);
+        if (k < 0) {
+                conn_resolve_drop(c);
+                return k;
+        }
+        (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        (void)pthread_attr_setstacksize(&attr, 256 * 1024);
+        __atomic_add_fetch(&r->n_ref, 1, __ATOMIC_ACQ_REL);
+        k = -pthread_create(&thread, &attr, resolve_thread, r);
+        pthread_attr_destroy(&attr);
+        if (k < 0) {
+                __atomic_sub_fetch(&r->n_ref, 1, __ATOMIC_ACQ_REL);
+                conn_resolve_drop(c);
+                return k;
+        }
+        return 0;
+}
+
 int conn_connect(Loop *l, const char *address, const ConnConfig *cfg, const ConnOps *ops,
                  void *userdata, Conn **ret)
 {
@@ -607,6 +751,18 @@ int conn_connect(Loop *l, const char *address, const ConnConfig *cfg, const Conn
         c->connect_address = strdup(address);
         if (!c->connect_address)
                 return -ENOMEM;
+
+        r = socket_address_parse_numeric(address, &(struct sockaddr_storage){}, &(socklen_t){0});
+        if (r == -EADDRNOTAVAIL) {
+                /* A host name: resolve it off the loop, then connect. */
+                r = conn_resolve_start(c, address, cfg);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(c);
+                return 0;
+        }
+        if (r < 0)
+                return r;
 
         r = socket_connect_start(address, &fd);
         if (r == -EINVAL || r == -ENOMEM)
@@ -638,6 +794,7 @@ Conn *conn_free(Conn *c)
         if (!c || c->dead)
                 return NULL;
         c->dead = true;
+        conn_resolve_drop(c);
         c->timer = loop_source_free(c->timer);
         c->kick = loop_source_free(c->kick);
         c->stream = stream_free(c->stream);
@@ -652,8 +809,8 @@ int conn_send(Conn *c, const Cluster__Envelope *msg)
 
         assert(msg);
 
-        if (!c || c->closed || c->closing || c->dead || !c->stream || c->close_requested ||
-            c->peer_eof)
+        if (!c || c->closed || c->closing || c->dead || (!c->stream && !c->resolve) ||
+            c->close_requested || c->peer_eof)
                 return -ENOTCONN;
         n = cluster__envelope__get_packed_size(msg);
         /* What we would refuse to receive, the peer most likely refuses too. */
@@ -721,8 +878,9 @@ void conn_close(Conn *c, const char *reason)
 {
         if (!c || c->closed || c->closing || c->dead || c->close_requested)
                 return;
-        if (c->tls && !c->handshake_seen && c->stream && !c->peer_eof) {
-                /* What was queued goes out once the peer is accepted; then we close. */
+        if ((c->tls && !c->handshake_seen && c->stream && !c->peer_eof) || c->resolve) {
+                /* What was queued goes out once the peer is accepted (or, without TLS,
+                 * once connected to the resolved address); then we close. */
                 c->close_requested = true;
                 if (reason && free_and_strdup(&c->close_request, reason) < 0)
                         c->close_request = NULL;
@@ -733,11 +891,12 @@ void conn_close(Conn *c, const char *reason)
 
 bool conn_congested(const Conn *c)
 {
-        if (!c->stream || c->closed)
+        if (c->closed)
                 return false;
-        /* Frames held for the handshake count too: once it completes they all go to
-         * the stream at once, which then drains and calls on_drain. */
-        return stream_congested(c->stream) || buf_size(&c->out) >= c->high_water;
+        /* Frames held for the handshake (or a host name's resolution) count too: once
+         * it completes they all go to the stream at once, which then drains and calls
+         * on_drain. */
+        return (c->stream && stream_congested(c->stream)) || buf_size(&c->out) >= c->high_water;
 }
 
 size_t conn_queued(const Conn *c)

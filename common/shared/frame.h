@@ -30,7 +30,8 @@ void frame_decoder_commit(FrameDecoder *d, size_t n);
 /* 1 and an unpacked envelope (free with cluster__envelope__free_unpacked(m, NULL)),
  * 0 when more bytes are needed, -EMSGSIZE when the next frame is above max_frame,
  * -EBADMSG when it does not unpack or has no message set. After an error the decoder
- * is unusable (the stream is out of sync). */
+ * is unusable (the stream is out of sync). Also -EBADMSG: an unknown field numbered 0,
+ * which protobuf-c accepts but could not read back once packed again. */
 int frame_decoder_next(FrameDecoder *d, Cluster__Envelope **ret);
 /* The length the next frame announces (without its header), 0 while its header is
  * incomplete: lets an error say how big the refused frame was. */

@@ -485,18 +485,28 @@ static int session_fail(TlsSession *s, int gr)
         return s->error;
 }
 
+/* Non-fatal returns that consumed no input, in a row, before we call it a failure
+ * rather than spin. */
+#define TLS_STUCK_MAX 8
+
 static int session_handshake(TlsSession *s)
 {
-        for (;;) {
+        for (unsigned stuck = 0;;) {
+                size_t before = buf_size(&s->in);
                 int r = gnutls_handshake(s->session);
+
                 if (r == GNUTLS_E_SUCCESS) {
                         s->handshake_done = true;
                         return 0;
                 }
                 if (r == GNUTLS_E_AGAIN)
                         return 0;
-                if (r == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal(r))
-                        continue; /* warning alerts: keep going */
+                if (r == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal(r)) {
+                        /* Warning alerts: keep going, as long as input is consumed. */
+                        stuck = buf_size(&s->in) == before ? stuck + 1 : 0;
+                        if (stuck < TLS_STUCK_MAX)
+                                continue;
+                }
                 return session_fail(s, r);
         }
 }
@@ -620,7 +630,7 @@ ssize_t tls_session_read(TlsSession *s, void *buf, size_t size)
         if (!s->handshake_done || size == 0)
                 return 0;
 
-        for (;;) {
+        for (unsigned stuck = 0;;) {
                 size_t before = buf_size(&s->in);
                 ssize_t n = gnutls_record_recv(s->session, buf, size);
 
@@ -635,12 +645,15 @@ ssize_t tls_session_read(TlsSession *s, void *buf, size_t size)
                          * without application data: more records may be waiting. */
                         if (buf_size(&s->in) > 0 && buf_size(&s->in) != before)
                                 continue;
-                        if (gnutls_record_check_pending(s->session) > 0)
+                        if (gnutls_record_check_pending(s->session) > 0 && ++stuck < TLS_STUCK_MAX)
                                 continue;
                         return 0;
                 }
-                if (n == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)n))
-                        continue;
+                if (n == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)n)) {
+                        stuck = buf_size(&s->in) == before ? stuck + 1 : 0;
+                        if (stuck < TLS_STUCK_MAX)
+                                continue;
+                }
                 return session_fail(s, (int)n);
         }
 }

@@ -812,6 +812,81 @@ START_TEST(test_connect_refused)
 }
 END_TEST
 
+static void connect_hostname(bool tls)
+{
+        Peer server = {.name = "server"}, client = {.name = "client"};
+        ConnConfig scfg = {.tls = tls ? server_id : NULL, .server = true},
+                   ccfg = {.tls = tls ? client_id : NULL};
+        struct sockaddr_storage sa;
+        socklen_t len;
+        char probe[16], address[64];
+        Listener l;
+
+        /* Listen where "localhost" points here (127.0.0.1 or ::1). */
+        ck_assert_int_eq(socket_address_parse("localhost:1", &sa, &len), 0);
+        listener_start(&l, &server, &scfg);
+        if (sa.ss_family == AF_INET6) {
+                struct sockaddr_in6 sin6;
+                socklen_t n = sizeof(sin6);
+                listener_stop(&l);
+                l = (Listener){.server = &server, .cfg = scfg};
+                ck_assert_int_eq(socket_listen("[::1]:0", 16, 0, &l.fd), 0);
+                ck_assert_int_eq(getsockname(l.fd, (struct sockaddr *)&sin6, &n), 0);
+                snprintf(l.address, sizeof(l.address), "[::1]:%u", ntohs(sin6.sin6_port));
+                ck_assert_int_eq(loop_add_accept(loop, l.fd, accept_fn, &l, &l.accept), 0);
+        }
+        snprintf(probe, sizeof(probe), "%s", strrchr(l.address, ':') + 1);
+        snprintf(address, sizeof(address), "localhost:%s", probe);
+
+        /* Resolved off the loop; what is sent meanwhile, and the close, wait for it. */
+        ck_assert_int_eq(conn_connect(loop, address, &ccfg, &peer_ops, &client, &client.conn), 0);
+        send_hello(client.conn, "node-1");
+        for (uint64_t i = 0; i < 5; i++)
+                send_ping(client.conn, i);
+        conn_close(client.conn, "done");
+        ck_assert_int_eq(send_output(client.conn, 0, 1), -ENOTCONN);
+        run_until_both_closed(&client, &server);
+        ck_assert_uint_eq(server.n_messages, 6);
+        ck_assert_str_eq(server.hello_name, "node-1");
+        ck_assert_int_eq(client.close_error, 0);
+        ck_assert_str_eq(client.close_reason, "done");
+        ck_assert_int_eq(server.close_error, 0);
+        ck_assert_str_eq(server.close_reason, "peer closed the connection");
+        ck_assert_str_eq(client.peer_address, l.address);
+        peer_done(&client);
+        peer_done(&server);
+        listener_stop(&l);
+}
+
+START_TEST(test_connect_hostname_plain)
+{
+        connect_hostname(false);
+}
+END_TEST
+
+START_TEST(test_connect_hostname_tls)
+{
+        connect_hostname(true);
+}
+END_TEST
+
+START_TEST(test_connect_hostname_freed)
+{
+        Peer client = {.name = "client"};
+        ConnConfig ccfg = {.tls = client_id};
+
+        /* Freed while the resolver thread runs: nothing is called, nothing leaks. */
+        ck_assert_int_eq(conn_connect(loop, "localhost:9", &ccfg, &peer_ops, &client, &client.conn),
+                         0);
+        send_ping(client.conn, 1);
+        client.conn = conn_free(client.conn);
+        for (unsigned i = 0; i < 5; i++)
+                ck_assert_int_eq(loop_run_once(loop, 1000), 0);
+        ck_assert(!client.closed);
+        peer_done(&client);
+}
+END_TEST
+
 START_TEST(test_plain_unix_connect)
 {
         Peer server = {.name = "server", .echo_pings = true}, client = {.name = "client"};
@@ -1053,6 +1128,9 @@ int main(void)
         tcase_add_test(tc, test_handshake_timeout);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_plain_unix_connect);
+        tcase_add_test(tc, test_connect_hostname_plain);
+        tcase_add_test(tc, test_connect_hostname_tls);
+        tcase_add_test(tc, test_connect_hostname_freed);
         tcase_add_test(tc, test_many_clients);
         tcase_add_test(tc, test_eof_while_paused);
         tcase_add_test(tc, test_close_after_burst_plain);
