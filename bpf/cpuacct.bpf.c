@@ -97,11 +97,17 @@ static __always_inline int forked(struct task_struct *parent, struct task_struct
 
 static __always_inline int exited(struct task_struct *p)
 {
-        __u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+        __u32 tgid = BPF_CORE_READ(p, tgid);
 
-        /* The process is gone: its tgid may be reused by anyone. What it used stays in
-         * usage under its key until the loader unwatches that. */
-        if (pid == tgid)
+        /* The exiting thread is current: charge what it ran since its last switch now,
+         * while it is still found (its final switch would come after the entry is gone;
+         * a CPU-bound process that is never preempted would be charged nothing). */
+        switched();
+
+        /* Once the whole thread group is dead (signal->live dropped to 0 just before
+         * this hook) its tgid may be reused by anyone. What it used stays in usage under
+         * its key until the loader unwatches that. */
+        if (BPF_CORE_READ(p, signal, live.counter) == 0)
                 bpf_map_delete_elem(&watch_tgids, &tgid);
         return 0;
 }
