@@ -467,8 +467,13 @@ int probe_bpf_watch(ProbeBpf *b, pid_t pid, uint64_t cgroup_id, uint64_t key)
         }
         if (r < 0) {
                 (void)bpf_map__delete_elem(s->maps.usage, &k, sizeof(k), 0);
-                return r == -E2BIG ? -E2BIG : r;
+                return r;
         }
+        /* .bss is mmapped: the programs see the count at once */
+        if (cgroup_id != 0 && b->track_cgroups)
+                __atomic_add_fetch(&s->bss->n_cgroups, 1, __ATOMIC_RELAXED);
+        else
+                __atomic_add_fetch(&s->bss->n_tgids, 1, __ATOMIC_RELAXED);
         return 0;
 }
 
@@ -485,8 +490,11 @@ int probe_bpf_unwatch(ProbeBpf *b, pid_t pid, uint64_t cgroup_id, uint64_t key)
         if (cgroup_id != 0 && b->track_cgroups) {
                 __u64 cg = cgroup_id;
                 (void)bpf_map__delete_elem(s->maps.watch_cgroups, &cg, sizeof(cg), 0);
-        } else
+                __atomic_sub_fetch(&s->bss->n_cgroups, 1, __ATOMIC_RELAXED);
+        } else {
                 (void)bpf_map__delete_elem(s->maps.watch_tgids, &tgid, sizeof(tgid), 0);
+                __atomic_sub_fetch(&s->bss->n_tgids, 1, __ATOMIC_RELAXED);
+        }
         (void)bpf_map__delete_elem(s->maps.usage, &k, sizeof(k), 0);
         return 0;
 }

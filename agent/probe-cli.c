@@ -129,6 +129,10 @@ int probe_cli_main(int argc, char **argv)
                                 opts.runq_tgid = pid;
                         else if (n_watch < ELEMENTSOF(watch))
                                 watch[n_watch++] = pid;
+                        else {
+                                log_error("Too many --watch, at most %zu.", ELEMENTSOF(watch));
+                                return EXIT_FAILURE;
+                        }
                         break;
                 }
                 default:

@@ -220,9 +220,34 @@ static int watch_proc_cpu(Probes *p, ProbeWatch *w, uint64_t *ret_usec)
         return probe_proc_pid_cpu(&p->proc, w->pid, ret_usec);
 }
 
+/* The cgroup v2 directory of pid when it is a cgroup of its own: not the root and not
+ * ours (a task left in the agent's cgroup must not be charged the agent's time). Then
+ * *ret_id is its cgroup id, the directory's inode number. 0 when per process. */
+static int watch_find_cgroup(Probes *p, pid_t pid, char **ret_dir, uint64_t *ret_id)
+{
+        _cleanup_free_ char *dir = NULL, *own = NULL;
+        struct stat st;
+        int r;
+
+        r = probe_proc_pid_cgroup_dir(&p->proc, pid, &dir);
+        if (r == -ENOENT || r == -EBADMSG)
+                return 0; /* no cgroup v2, or the process is not in its hierarchy */
+        if (r < 0)
+                return r;
+        if (probe_proc_pid_cgroup_dir(&p->proc, getpid(), &own) >= 0 && streq(own, dir))
+                return 0;
+        if (streq(dir, p->proc.cgroup2) || endswith(dir, "/"))
+                return 0; /* the root cgroup: everyone without one of their own */
+        if (stat(dir, &st) < 0)
+                return 0; /* moved or gone since: follow the process */
+        *ret_dir = TAKE_PTR(dir);
+        *ret_id = (uint64_t)st.st_ino;
+        return 1;
+}
+
 int probes_watch_pid(Probes *p, pid_t pid, uint64_t id)
 {
-        ProbeWatch w = {.pid = pid, .cgroup_id = id, .id = id ?: (uint64_t)pid};
+        ProbeWatch w = {.pid = pid, .id = id ?: (uint64_t)pid};
         int r;
 
         if (!p || pid <= 0)
@@ -237,24 +262,25 @@ int probes_watch_pid(Probes *p, pid_t pid, uint64_t id)
                 return -ENOMEM;
         w.key = ++p->next_key;
 
+        r = watch_find_cgroup(p, pid, &w.cgroup_dir, &w.cgroup_id);
+        if (r < 0)
+                return r;
+
 #if HAVE_BPF
         if (p->sources[PROBE_METRIC_TASK_CPU] == PROBE_SOURCE_BPF) {
-                r = probe_bpf_watch(p->bpf, pid, id, w.key);
-                if (r < 0)
+                r = probe_bpf_watch(p->bpf, pid, w.cgroup_id, w.key);
+                if (r < 0) {
+                        free(w.cgroup_dir);
                         return r;
+                }
                 w.bpf = true;
         }
 #endif
         if (!w.bpf) {
-                if (id != 0) {
-                        r = probe_proc_pid_cgroup_dir(&p->proc, pid, &w.cgroup_dir);
-                        if (r < 0 && r != -ENOENT)
-                                return r;
-                }
                 r = watch_proc_cpu(p, &w, &w.base_usec);
                 if (r < 0) {
                         free(w.cgroup_dir);
-                        return r;
+                        return r == -ENOENT ? -ESRCH : r;
                 }
         }
         if (p->sources[PROBE_METRIC_RUNQ_LATENCY] == PROBE_SOURCE_PROC)

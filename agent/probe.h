@@ -79,7 +79,7 @@ typedef struct ProbePsi {
 } ProbePsi;
 
 typedef struct ProbeTaskCpu {
-        uint64_t id; /* as given to probes_watch_pid(): cgroup id, or the pid */
+        uint64_t id; /* as given to probes_watch_pid(), or the pid when that was 0 */
         pid_t pid;
         uint64_t cpu_usec; /* CPU time used since it was watched */
 } ProbeTaskCpu;
@@ -132,12 +132,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Probes *, probes_free);
 /* The source that feeds a metric in this Probes (what probes_new() managed to set up). */
 ProbeSource probes_source(Probes *p, ProbeMetric m);
 
-/* Account the CPU time of a task. pid: its main process. id: the id of the task's own
- * cgroup v2 cgroup (the inode number of its directory), or 0 when it has none; then it
- * is followed per process: pid and, with BPF, every process it forks afterwards (without
- * BPF: pid plus its reaped children, /proc/<pid>/stat). The snapshot reports it under id,
- * or under pid when id is 0. -EEXIST when that id is watched already, -ESRCH when pid is
- * gone, -E2BIG past the limit (4096). */
+/* Account the CPU time of a task from now on. pid: its main process. id: the caller's
+ * key for it (the agent's task id), reported in ProbeTaskCpu.id; 0 means "use pid".
+ * How it is followed is found here: when pid sits in a cgroup v2 cgroup of its own
+ * (not the root, not the caller's), everything in that cgroup counts (BPF: by cgroup
+ * id; /proc: its cpu.stat); otherwise per process: pid and, with BPF, every process it
+ * forks afterwards, or without BPF pid plus its reaped children (/proc/<pid>/stat).
+ * -EEXIST when id is watched already, -ESRCH when pid is gone, -E2BIG past the limit
+ * (4096). */
 int probes_watch_pid(Probes *p, pid_t pid, uint64_t id);
 /* id as reported in ProbeTaskCpu.id. -ENOENT when not watched. */
 int probes_unwatch(Probes *p, uint64_t id);

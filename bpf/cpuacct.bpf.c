@@ -17,6 +17,11 @@
 /* cgroup v2 is the unified hierarchy, so bpf_get_current_cgroup_id() means something. */
 const volatile bool track_cgroups = false;
 
+/* How many entries the loader put into watch_cgroups and watch_tgids. While one is 0
+ * its lookup is skipped: a host with no task pays a clock read per switch and no more. */
+__u32 n_cgroups = 0;
+__u32 n_tgids = 0;
+
 struct {
         __uint(type, BPF_MAP_TYPE_HASH);
         __uint(max_entries, PROBE_MAX_WATCHED);
@@ -58,12 +63,12 @@ static __always_inline int switched(void)
         if (!delta)
                 return 0;
 
-        if (track_cgroups) {
+        if (track_cgroups && n_cgroups) {
                 __u64 cgid = bpf_get_current_cgroup_id();
 
                 key = bpf_map_lookup_elem(&watch_cgroups, &cgid);
         }
-        if (!key) {
+        if (!key && n_tgids) {
                 tgid = bpf_get_current_pid_tgid() >> 32;
                 if (!tgid)
                         return 0;
@@ -82,7 +87,7 @@ static __always_inline int forked(struct task_struct *parent, struct task_struct
         __u32 ptgid = BPF_CORE_READ(parent, tgid), ctgid = BPF_CORE_READ(child, tgid);
         __u64 *key;
 
-        if (ptgid == ctgid) /* a new thread: already charged by tgid */
+        if (ptgid == ctgid || !n_tgids) /* a new thread: already charged by tgid */
                 return 0;
         key = bpf_map_lookup_elem(&watch_tgids, &ptgid);
         if (key)
@@ -92,11 +97,17 @@ static __always_inline int forked(struct task_struct *parent, struct task_struct
 
 static __always_inline int exited(struct task_struct *p)
 {
-        __u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+        __u32 tgid = BPF_CORE_READ(p, tgid);
 
-        /* The process is gone: its tgid may be reused by anyone. What it used stays in
-         * usage under its key until the loader unwatches that. */
-        if (pid == tgid)
+        /* The exiting thread is current: charge what it ran since its last switch now,
+         * while it is still found (its final switch would come after the entry is gone;
+         * a CPU-bound process that is never preempted would be charged nothing). */
+        switched();
+
+        /* Once the whole thread group is dead (signal->live dropped to 0 just before
+         * this hook) its tgid may be reused by anyone. What it used stays in usage under
+         * its key until the loader unwatches that. */
+        if (BPF_CORE_READ(p, signal, live.counter) == 0)
                 bpf_map_delete_elem(&watch_tgids, &tgid);
         return 0;
 }

@@ -31,6 +31,10 @@ enum {
 };
 typedef int pid_t;
 
+typedef struct {
+        int counter;
+} atomic_t;
+
 enum bpf_map_type {
         BPF_MAP_TYPE_HASH = 1,
         BPF_MAP_TYPE_ARRAY = 2,
@@ -57,10 +61,15 @@ enum {
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 #endif
 
+struct signal_struct {
+        atomic_t live;
+};
+
 struct task_struct {
         unsigned int __state;
         pid_t pid;
         pid_t tgid;
+        struct signal_struct *signal;
 };
 
 struct gendisk {

@@ -20,6 +20,8 @@
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 
+#include <bpf/bpf.h>
+
 #include "basic/fd-util.h"
 #include "basic/string-util.h"
 #include "basic/strv.h"
@@ -193,6 +195,136 @@ static void detach(int fd, pid_t holder)
         (void)waitpid(holder, NULL, 0);
 }
 
+/* ---- per-program cost, from the kernel's BPF run-time statistics ---------------- */
+
+typedef struct ProgStat {
+        char label[48]; /* "runqlat sched_switch_btf" */
+        uint64_t ns, runs;
+} ProgStat;
+
+static uint32_t last_prog_id(void)
+{
+        uint32_t id = 0, next;
+
+        while (bpf_prog_get_next_id(id, &next) == 0)
+                id = next;
+        return id;
+}
+
+/* Which set a program belongs to: by its name, and for sched_switch (in two sets) by
+ * whether it uses runqlat's histogram. */
+static const char *prog_set(const struct bpf_prog_info *info)
+{
+        uint32_t map_ids[8] = {};
+        struct bpf_prog_info again = {.nr_map_ids = 8, .map_ids = (uintptr_t)map_ids};
+        uint32_t len = sizeof(again);
+        int fd;
+
+        if (startswith(info->name, "sched_wakeup"))
+                return "runqlat";
+        if (startswith(info->name, "sched_process"))
+                return "cpuacct";
+        if (startswith(info->name, "block_rq"))
+                return "biolat";
+        if (startswith(info->name, "tcp_"))
+                return "tcpretrans";
+        if (!startswith(info->name, "sched_switch"))
+                return NULL;
+        fd = bpf_prog_get_fd_by_id(info->id);
+        if (fd < 0)
+                return NULL;
+        if (bpf_obj_get_info_by_fd(fd, &again, &len) < 0) {
+                safe_close(fd);
+                return NULL;
+        }
+        safe_close(fd);
+        for (uint32_t i = 0; i < MIN(again.nr_map_ids, 8u); i++) {
+                struct bpf_map_info m = {};
+                uint32_t mlen = sizeof(m);
+                int mfd = bpf_map_get_fd_by_id(map_ids[i]);
+                bool oncpu;
+
+                if (mfd < 0)
+                        continue;
+                oncpu = bpf_obj_get_info_by_fd(mfd, &m, &mlen) == 0 && streq(m.name, "oncpu");
+                safe_close(mfd);
+                if (oncpu)
+                        return "cpuacct";
+        }
+        return "runqlat";
+}
+
+/* Adds the statistics of the programs loaded after after_id into stats. */
+static size_t prog_stats(uint32_t after_id, ProgStat *stats, size_t n, size_t max)
+{
+        uint32_t id = after_id, next;
+
+        while (bpf_prog_get_next_id(id, &next) == 0) {
+                struct bpf_prog_info info = {};
+                uint32_t len = sizeof(info);
+                char label[48];
+                const char *set;
+                size_t i;
+                int fd;
+
+                id = next;
+                fd = bpf_prog_get_fd_by_id(id);
+                if (fd < 0)
+                        continue;
+                if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+                        safe_close(fd);
+                        continue;
+                }
+                safe_close(fd);
+                set = prog_set(&info);
+                if (!set)
+                        continue;
+                snprintf(label, sizeof(label), "%s %s", set, info.name);
+                for (i = 0; i < n; i++)
+                        if (streq(stats[i].label, label))
+                                break;
+                if (i == n) {
+                        if (n == max)
+                                continue;
+                        memcpy(stats[n].label, label, sizeof(label));
+                        stats[n].ns = stats[n].runs = 0;
+                        n++;
+                }
+                stats[i].ns += info.run_time_ns;
+                stats[i].runs += info.run_cnt;
+        }
+        return n;
+}
+
+/* One more attached round of each workload with BPF statistics on (they cost a clock
+ * read per run themselves, so the ratio rounds run without them). */
+static void print_prog_costs(void)
+{
+        _cleanup_close_ int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+        ProgStat stats[32];
+        size_t n = 0;
+        uint32_t base;
+        pid_t holder;
+        int fd;
+
+        if (stats_fd < 0) {
+                printf("per-program cost: BPF statistics unavailable (%s)\n", strerror(-stats_fd));
+                return;
+        }
+        base = last_prog_id();
+        fd = attach(&holder);
+        (void)pingpong(arg_roundtrips);
+        (void)forkexec(arg_forks / 4 + 1);
+        n = prog_stats(base, stats, n, ELEMENTSOF(stats));
+        detach(fd, holder);
+
+        printf("per-program cost (kernel BPF run-time statistics, during one attached round):\n");
+        for (size_t i = 0; i < n; i++)
+                if (stats[i].runs > 0)
+                        printf("  %-36s %10" PRIu64 " runs %7.0f ns/run\n", stats[i].label,
+                               stats[i].runs, (double)stats[i].ns / (double)stats[i].runs);
+}
+
 /* median ns per probes_sample() */
 static double snapshot_cost(bool bpf, uint64_t n)
 {
@@ -279,6 +411,7 @@ int main(int argc, char **argv)
                arg_repeat, arg_roundtrips, arg_forks);
         run("ping-pong", pingpong, arg_roundtrips, 2);
         run("fork/exec", forkexec, arg_forks, 0);
+        print_prog_costs();
         printf("snapshot   bpf %.1f us  proc-only %.1f us  (median of %" PRIu64 ")\n",
                snapshot_cost(true, arg_samples) / 1000, snapshot_cost(false, arg_samples) / 1000,
                arg_samples);
