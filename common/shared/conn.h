@@ -36,11 +36,11 @@ typedef struct ConnOps {
 } ConnOps;
 
 typedef struct ConnConfig {
-        TlsIdentity *tls;         /* NULL: plain (local Unix socket) */
-        bool server;              /* TLS role */
-        size_t max_frame;         /* 0 = CONN_MAX_FRAME_DEFAULT */
+        TlsIdentity *tls; /* NULL: plain (local Unix socket) */
+        bool server; /* TLS role */
+        size_t max_frame; /* 0 = CONN_MAX_FRAME_DEFAULT */
         usec_t handshake_timeout; /* 0 = 10 s */
-        StreamLimits limits;      /* zeros = stream defaults */
+        StreamLimits limits; /* zeros = stream defaults */
 } ConnConfig;
 
 #define CONN_MAX_FRAME_DEFAULT (16U * 1024 * 1024)
