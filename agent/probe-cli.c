@@ -22,7 +22,8 @@ static void help(const char *prog)
                "  --json           one JSON object per line\n"
                "  --no-bpf         /proc only\n"
                "  --disable NAME   do not load a BPF program set or kind (runqlat, cpuacct,\n"
-               "                   biolat, tcpretrans, tp_btf, raw_tp, runqlat:tp_btf, ...)\n"
+               "                   biolat, tcpretrans, tp_btf, raw_tp, tracepoint,\n"
+               "                   runqlat:tp_btf, ...)\n"
                "  --watch PID      account the CPU time of this process (repeatable)\n"
                "  --runq-pid PID   run-queue latency of this process's threads only\n",
                prog);

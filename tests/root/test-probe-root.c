@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -176,9 +177,9 @@ START_TEST(test_runq_latency_under_hog)
 }
 END_TEST
 
-START_TEST(test_io_latency_under_direct_writes)
+/* 64 O_DIRECT writes of 64 KiB; checks that the IO histogram saw them. */
+static void check_io_latency(Probes *p, const char *what)
 {
-        _cleanup_(probes_freep) Probes *p = probes_with(true, NULL, 0);
         _cleanup_free_ char *path = strdup("probe-io-XXXXXX");
         _cleanup_close_ int fd = -EBADF;
         const size_t block = 64 * 1024, blocks = 64;
@@ -209,7 +210,7 @@ START_TEST(test_io_latency_under_direct_writes)
         ck_assert_int_eq(probes_sample(p, now(CLOCK_MONOTONIC), &s), 0);
         free(buf);
 
-        printf("io: %" PRIu64 " requests, p50 %.1f us, p99 %.1f us\n", s.io_events,
+        printf("io (%s): %" PRIu64 " requests, p50 %.1f us, p99 %.1f us\n", what, s.io_events,
                s.io_latency_p50_us, s.io_latency_p99_us);
         ck_assert_int_eq(s.source[PROBE_METRIC_IO_LATENCY], PROBE_SOURCE_BPF);
         /* every O_DIRECT write reached the device as at least one request */
@@ -217,6 +218,33 @@ START_TEST(test_io_latency_under_direct_writes)
         ck_assert(s.io_latency_p50_us > 0);
         ck_assert(s.io_latency_p99_us >= s.io_latency_p50_us);
         probe_snapshot_done(&s);
+}
+
+START_TEST(test_io_latency_under_direct_writes)
+{
+        _cleanup_(probes_freep) Probes *p = probes_with(true, NULL, 0);
+
+        check_io_latency(p, "tp_btf");
+}
+END_TEST
+
+START_TEST(test_io_latency_tracepoint_variant)
+{
+        char *only_tracepoint[] = {(char *)"biolat:tp_btf", (char *)"biolat:raw_tp", NULL};
+        _cleanup_(probes_freep) Probes *p = NULL;
+
+        /* tracefs in a mount namespace of our own (this test runs in a forked child):
+         * the host's mounts stay as they are */
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        if (access("/sys/kernel/tracing/events", F_OK) < 0 &&
+            mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) < 0) {
+                printf("skipping the tracepoint variant: cannot mount tracefs (%s)\n",
+                       strerror(errno));
+                return;
+        }
+        p = probes_with(true, only_tracepoint, 0);
+        check_io_latency(p, "tracepoint");
 }
 END_TEST
 
@@ -534,7 +562,8 @@ static char *log_of_probes_new(char **disable, Probes **ret)
 START_TEST(test_disabled_program_degrades)
 {
         char *no_runqlat[] = {(char *)"runqlat", NULL};
-        char *no_biolat_btf[] = {(char *)"biolat:tp_btf", (char *)"biolat:raw_tp", NULL};
+        char *no_biolat_btf[] = {(char *)"biolat:tp_btf", (char *)"biolat:raw_tp",
+                                 (char *)"biolat:tracepoint", NULL};
         char *no_runqlat_btf[] = {(char *)"runqlat:tp_btf", NULL};
         _cleanup_free_ char *log1 = NULL, *log2 = NULL, *log3 = NULL;
         Probes *p;
@@ -563,7 +592,8 @@ START_TEST(test_disabled_program_degrades)
         ck_assert_int_eq(probes_source(p, PROBE_METRIC_RUNQ_LATENCY), PROBE_SOURCE_BPF);
         ck_assert_msg(strstr(log2,
                              "biolat unavailable (tp_btf: disabled by configuration; "
-                             "raw_tp: disabled by configuration)"),
+                             "raw_tp: disabled by configuration; tracepoint: disabled "
+                             "by configuration)"),
                       "%s", log2);
         p = probes_free(p);
 
@@ -612,6 +642,7 @@ int main(void)
         tcase_add_test(tc, test_each_program_loads);
         tcase_add_test(tc, test_runq_latency_under_hog);
         tcase_add_test(tc, test_io_latency_under_direct_writes);
+        tcase_add_test(tc, test_io_latency_tracepoint_variant);
         tcase_add_test(tc, test_fallback_has_same_fields);
         tcase_add_test(tc, test_task_cpu_follows_children);
         tcase_add_test(tc, test_task_cpu_by_cgroup);
