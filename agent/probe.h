@@ -62,8 +62,8 @@ typedef struct ProbeOptions {
         bool enable_bpf;
         /* NULL or a NULL-terminated list of what not to load, to honour configuration
          * or to simulate a kernel without a hook: a program set ("runqlat", "cpuacct",
-         * "biolat", "tcpretrans"), an attach kind ("tp_btf", "raw_tp", "tracepoint") or one kind of
-         * one set ("runqlat:tp_btf"). */
+         * "biolat", "tcpretrans"), an attach kind ("tp_btf", "raw_tp", "tracepoint") or
+         * one kind of one set ("runqlat:tp_btf"). */
         char *const *disable;
         /* The owner's sampling interval; only used to size rates and for the CLI. */
         usec_t interval;
