@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The BPF source: loads the program sets of bpf/ and reads their maps.
  *
- * Per set: open -> set rodata -> keep only one attach kind (tp_btf, else raw_tp) ->
- * check that every hook exists in the kernel's BTF -> load -> attach. A set that fails
- * is destroyed and tried with the next kind; one that fails with every kind is left out
+ * Per set: open -> set rodata -> keep only one attach kind (tp_btf, raw_tp, then classic
+ * tracepoint) -> check that every hook exists (kernel BTF, or tracefs) -> load -> attach. A set
+ * that fails is destroyed and tried with the next kind; one that fails with every kind is left out
  * with its reason, and the caller falls back for its metrics. Kernel differences are
  * found by these probes, never by version numbers. */
 #include <stdarg.h>
@@ -41,8 +41,9 @@ const char *probe_program_to_string(ProbeProgram p)
         return p >= 0 && p < _PROBE_PROGRAM_MAX ? program_names[p] : NULL;
 }
 
-/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17.
- * A map whose name ends in the other kind's suffix is not created (bpf/runqlat.bpf.c). */
+/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17;
+ * classic tracepoints need tracefs. A map whose name ends in another kind's suffix is
+ * not created (bpf/runqlat.bpf.c, bpf/biolat.bpf.c). */
 static const char *const kinds[] = {"tp_btf", "raw_tp", "tracepoint"};
 static const char *const kind_map_suffix[] = {"_btf", "_raw", "_tp"};
 /* Classic tracepoints (biolat only): found through tracefs, which must be mounted. */
