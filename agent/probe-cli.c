@@ -168,6 +168,17 @@ int probe_cli_main(int argc, char **argv)
                 return EXIT_FAILURE;
         }
 
+        if (!json) {
+                static const char *const sets[] = {PROBE_PROGRAMS};
+
+                printf("bpf programs:");
+                for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+                        const char *kind = probes_program_kind(p, sets[i], NULL);
+                        printf(" %s %s%s", sets[i], kind ?: "off",
+                               i + 1 < ELEMENTSOF(sets) ? "," : "\n\n");
+                }
+        }
+
         /* The first sample is the baseline: counters and histograms since boot. */
         {
                 ProbeSnapshot s;

@@ -132,6 +132,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Probes *, probes_free);
 /* The source that feeds a metric in this Probes (what probes_new() managed to set up). */
 ProbeSource probes_source(Probes *p, ProbeMetric m);
 
+/* How a BPF program set ("runqlat", "cpuacct", "biolat", "tcpretrans") is attached:
+ * "tp_btf", "raw_tp" or "tracepoint"; NULL when it is not, and then *ret_reason (if
+ * ret_reason is not NULL) says why, e.g. "tp_btf: loading failed: ...; raw_tp: ...". */
+const char *probes_program_kind(Probes *p, const char *set, const char **ret_reason);
+
 /* Account the CPU time of a task from now on. pid: its main process. id: the caller's
  * key for it (the agent's task id), reported in ProbeTaskCpu.id; 0 means "use pid".
  * How it is followed is found here: when pid sits in a cgroup v2 cgroup of its own

@@ -69,10 +69,20 @@ START_TEST(test_each_program_loads)
                 _cleanup_(probes_freep) Probes *p = probes_with(true, variants[v], 0);
                 ProbeSnapshot s;
 
+                static const char *const sets[] = {PROBE_PROGRAMS};
+                const char *reason = NULL;
+
                 for (size_t i = 0; i < ELEMENTSOF(bpf_metrics); i++)
                         ck_assert_msg(probes_source(p, bpf_metrics[i]) == PROBE_SOURCE_BPF,
                                       "%s not from bpf (variant %zu)",
                                       probe_metric_to_string(bpf_metrics[i]), v);
+                for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+                        const char *kind = probes_program_kind(p, sets[i], &reason);
+                        ck_assert_msg(kind, "%s: %s", sets[i], reason);
+                        ck_assert_str_eq(kind, v == 0 ? "tp_btf" : "raw_tp");
+                }
+                ck_assert_ptr_null(probes_program_kind(p, "nosuchset", &reason));
+                ck_assert_str_eq(reason, "no such program set");
                 ck_assert_int_ge(probes_event_fd(p), 0);
                 ck_assert_int_ge(probes_handle_events(p), 0);
                 ck_assert_int_eq(probes_watch_pid(p, getpid(), 0), 0);
