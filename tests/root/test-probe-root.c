@@ -182,7 +182,7 @@ START_TEST(test_runq_latency_under_hog)
         /* A clear margin: the hogs hold the CPU for whole slices (ms), where the sleeper
          * alone waits µs; the idle rounds still catch the host's other work now and then
          * (seen up to ~5 ms on a busy 2-CPU machine), hence medians and a 2x margin. */
-        ck_assert_msg(hog[2] > 2 * idle[2] && hog[2] >= 2000,
+        ck_assert_msg(hog[2] > 2 * idle[2] && hog[2] >= 1000,
                       "median p99 idle %.1f us, hog %.1f us", idle[2], hog[2]);
 }
 END_TEST
