@@ -91,6 +91,14 @@ START_TEST(test_each_program_loads)
                 ck_assert_int_eq(s.source[PROBE_METRIC_IO_LATENCY], PROBE_SOURCE_BPF);
                 ck_assert_int_eq(s.source[PROBE_METRIC_TASK_CPU], PROBE_SOURCE_BPF);
                 ck_assert_uint_eq(s.n_tasks, 1);
+                {
+                        Cluster__Load load = CLUSTER__LOAD__INIT;
+
+                        probe_snapshot_to_load(&s, &load);
+                        ck_assert_str_eq(load.probe_source, "bpf");
+                        ck_assert(load.runq_latency_p99_us == (float)s.runq_latency_p99_us);
+                        ck_assert(load.io_latency_p50_us == (float)s.io_latency_p50_us);
+                }
                 probe_snapshot_done(&s);
         }
 }
