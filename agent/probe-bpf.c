@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The BPF source: loads the program sets of bpf/ and reads their maps.
  *
- * Per set: open -> set rodata -> keep only one attach kind (tp_btf, else raw_tp) ->
- * check that every hook exists in the kernel's BTF -> load -> attach. A set that fails
- * is destroyed and tried with the next kind; one that fails with every kind is left out
+ * Per set: open -> set rodata -> keep only one attach kind (tp_btf, raw_tp, then classic
+ * tracepoint) -> check that every hook exists (kernel BTF, or tracefs) -> load -> attach. A set
+ * that fails is destroyed and tried with the next kind; one that fails with every kind is left out
  * with its reason, and the caller falls back for its metrics. Kernel differences are
  * found by these probes, never by version numbers. */
 #include <stdarg.h>
@@ -41,10 +41,13 @@ const char *probe_program_to_string(ProbeProgram p)
         return p >= 0 && p < _PROBE_PROGRAM_MAX ? program_names[p] : NULL;
 }
 
-/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17.
- * A map whose name ends in the other kind's suffix is not created (bpf/runqlat.bpf.c). */
-static const char *const kinds[] = {"tp_btf", "raw_tp"};
-static const char *const kind_map_suffix[] = {"_btf", "_raw"};
+/* Cheapest first. tp_btf needs BPF_PROG_TYPE_TRACING (5.5); raw_tp works since 4.17;
+ * classic tracepoints need tracefs. A map whose name ends in another kind's suffix is
+ * not created (bpf/runqlat.bpf.c, bpf/biolat.bpf.c). */
+static const char *const kinds[] = {"tp_btf", "raw_tp", "tracepoint"};
+static const char *const kind_map_suffix[] = {"_btf", "_raw", "_tp"};
+/* Classic tracepoints (biolat only): found through tracefs, which must be mounted. */
+#define KIND_TRACEPOINT 2
 
 typedef struct ProbeSet {
         void *skel;
@@ -180,12 +183,43 @@ static bool is_disabled(char *const *disable, const char *set, const char *kind)
 
 /* Keeps the programs of one kind; fails with -ENOENT (naming the hook) when the kernel
  * lacks a tracepoint one of them needs. */
+/* Where tracefs shows the tracepoints (libbpf looks in the same two places), or NULL. */
+static const char *tracefs_events(void)
+{
+        static const char *const dirs[] = {"/sys/kernel/debug/tracing/events",
+                                           "/sys/kernel/tracing/events"};
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                if (access(dirs[i], F_OK) >= 0)
+                        return dirs[i];
+        return NULL;
+}
+
+static bool hook_exists(ProbeBpf *b, size_t k, const char *hook)
+{
+        _cleanup_free_ char *name = NULL;
+
+        if (k == KIND_TRACEPOINT) {
+                const char *events = tracefs_events();
+
+                name = events ? strprintf("%s/%s/id", events, hook) : NULL;
+                return name && access(name, F_OK) >= 0;
+        }
+        /* Every tracepoint has a btf_trace_<name> typedef in the kernel's BTF; tp_btf
+         * attaches through it, and its absence means raw_tp would not find the
+         * tracepoint either. */
+        name = strprintf("btf_trace_%s", hook);
+        return name && btf__find_by_name_kind(b->vmlinux, name, BTF_KIND_TYPEDEF) >= 0;
+}
+
+/* Keeps the programs and maps of one kind. Returns how many programs that leaves, or
+ * -ENOENT (naming the hook) when the kernel lacks a tracepoint one of them needs. */
 static int set_select_kind(ProbeBpf *b, ProbeSet *set, size_t k, const char **ret_hook)
 {
         const char *kind = kinds[k];
         struct bpf_program *prog;
         struct bpf_map *map;
-        int r;
+        int r, n = 0;
 
         bpf_object__for_each_map(map, set->obj)
         {
@@ -203,7 +237,6 @@ static int set_select_kind(ProbeBpf *b, ProbeSet *set, size_t k, const char **re
         bpf_object__for_each_program(prog, set->obj)
         {
                 const char *sec = bpf_program__section_name(prog), *hook;
-                _cleanup_free_ char *type = NULL;
                 bool mine;
 
                 hook = strchr(sec, '/');
@@ -214,18 +247,13 @@ static int set_select_kind(ProbeBpf *b, ProbeSet *set, size_t k, const char **re
                         return r;
                 if (!mine)
                         continue;
-                /* Every tracepoint has a btf_trace_<name> typedef in the kernel's BTF;
-                 * tp_btf attaches through it, and its absence means raw_tp would not find
-                 * the tracepoint either. */
-                type = strprintf("btf_trace_%s", hook);
-                if (!type)
-                        return -ENOMEM;
-                if (btf__find_by_name_kind(b->vmlinux, type, BTF_KIND_TYPEDEF) < 0) {
+                if (!hook_exists(b, k, hook)) {
                         *ret_hook = hook;
                         return -ENOENT;
                 }
+                n++;
         }
-        return 0;
+        return n;
 }
 
 static int ringbuf_event(void *ctx, void *data, size_t size)
@@ -273,10 +301,17 @@ static void set_load(ProbeBpf *b, const ProbeOptions *opts, ProbeProgram p)
                         return;
                 }
                 r = set_select_kind(b, set, k, &hook);
+                if (r == 0) {
+                        set_close(set); /* the set has no programs of this kind */
+                        continue;
+                }
                 if (r == -ENOENT) {
-                        set_reason(set, "kernel has no tracepoint %s", hook);
+                        if (k == KIND_TRACEPOINT && !tracefs_events())
+                                set_reason(set, "%s: tracefs is not mounted", kind);
+                        else
+                                set_reason(set, "%s: kernel has no tracepoint %s", kind, hook);
                         set_close(set);
-                        return; /* no other kind finds it either */
+                        continue;
                 }
                 if (r >= 0) {
                         r = set->load(set->skel);

@@ -22,7 +22,8 @@ static void help(const char *prog)
                "  --json           one JSON object per line\n"
                "  --no-bpf         /proc only\n"
                "  --disable NAME   do not load a BPF program set or kind (runqlat, cpuacct,\n"
-               "                   biolat, tcpretrans, tp_btf, raw_tp, runqlat:tp_btf, ...)\n"
+               "                   biolat, tcpretrans, tp_btf, raw_tp, tracepoint,\n"
+               "                   runqlat:tp_btf, ...)\n"
                "  --watch PID      account the CPU time of this process (repeatable)\n"
                "  --runq-pid PID   run-queue latency of this process's threads only\n",
                prog);
@@ -165,6 +166,17 @@ int probe_cli_main(int argc, char **argv)
             (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
                 log_error_errno(errno, "Failed to set up signal handling: %m");
                 return EXIT_FAILURE;
+        }
+
+        if (!json) {
+                static const char *const sets[] = {PROBE_PROGRAMS};
+
+                printf("bpf programs:");
+                for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+                        const char *kind = probes_program_kind(p, sets[i], NULL);
+                        printf(" %s %s%s", sets[i], kind ?: "off",
+                               i + 1 < ELEMENTSOF(sets) ? "," : "\n\n");
+                }
         }
 
         /* The first sample is the baseline: counters and histograms since boot. */

@@ -317,13 +317,25 @@ static bool proc_has(const ProbeProc *pp, const char *name)
 static bool is_whole_disk(const char *name)
 {
         _cleanup_free_ char *path = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
 
         /* Partitions would count their IOs twice, and loop/ram/zram devices are not
          * disks the host waits on. */
         if (startswith(name, "loop") || startswith(name, "ram") || startswith(name, "zram"))
                 return false;
-        path = strprintf("/sys/block/%s", name);
-        return path && access(path, F_OK) >= 0;
+        path = strprintf("/sys/block/%s/slaves", name);
+        if (!path)
+                return false;
+        d = opendir(path);
+        if (!d) /* not in /sys/block: a partition */
+                return false;
+        /* Stacked devices (device mapper, md) pass their IOs on to the disks below,
+         * which count them already. */
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        return false;
+        return true;
 }
 
 static char *find_cgroup2(void)

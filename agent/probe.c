@@ -204,6 +204,27 @@ ProbeSource probes_source(Probes *p, ProbeMetric m)
         return p->sources[m];
 }
 
+const char *probes_program_kind(Probes *p, const char *set, const char **ret_reason)
+{
+        const char *reason = "BPF is not in use";
+
+#if HAVE_BPF
+        for (ProbeProgram i = 0; p && p->bpf && i < _PROBE_PROGRAM_MAX; i++) {
+                if (!streq(probe_program_to_string(i), set))
+                        continue;
+                if (probe_bpf_loaded(p->bpf, i))
+                        return probe_bpf_kind(p->bpf, i);
+                reason = probe_bpf_reason(p->bpf, i);
+                break;
+        }
+        if (p && p->bpf && streq(reason, "BPF is not in use"))
+                reason = "no such program set";
+#endif
+        if (ret_reason)
+                *ret_reason = reason;
+        return NULL;
+}
+
 static ProbeWatch *find_watch(Probes *p, uint64_t id)
 {
         for (size_t i = 0; i < p->n_watches; i++)

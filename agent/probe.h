@@ -62,8 +62,8 @@ typedef struct ProbeOptions {
         bool enable_bpf;
         /* NULL or a NULL-terminated list of what not to load, to honour configuration
          * or to simulate a kernel without a hook: a program set ("runqlat", "cpuacct",
-         * "biolat", "tcpretrans"), an attach kind ("tp_btf", "raw_tp") or one kind of
-         * one set ("runqlat:tp_btf"). */
+         * "biolat", "tcpretrans"), an attach kind ("tp_btf", "raw_tp", "tracepoint") or
+         * one kind of one set ("runqlat:tp_btf"). */
         char *const *disable;
         /* The owner's sampling interval; only used to size rates and for the CLI. */
         usec_t interval;
@@ -131,6 +131,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Probes *, probes_free);
 
 /* The source that feeds a metric in this Probes (what probes_new() managed to set up). */
 ProbeSource probes_source(Probes *p, ProbeMetric m);
+
+/* How a BPF program set ("runqlat", "cpuacct", "biolat", "tcpretrans") is attached:
+ * "tp_btf", "raw_tp" or "tracepoint"; NULL when it is not, and then *ret_reason (if
+ * ret_reason is not NULL) says why, e.g. "tp_btf: loading failed: ...; raw_tp: ...". */
+const char *probes_program_kind(Probes *p, const char *set, const char **ret_reason);
 
 /* Account the CPU time of a task from now on. pid: its main process. id: the caller's
  * key for it (the agent's task id), reported in ProbeTaskCpu.id; 0 means "use pid".

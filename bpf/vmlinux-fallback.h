@@ -102,6 +102,19 @@ struct sk_buff {
         unsigned int len;
 };
 
+typedef __u32 dev_t;
+typedef __u64 sector_t;
+
+struct trace_event_raw_block_rq {
+        dev_t dev;
+        sector_t sector;
+};
+
+struct trace_event_raw_block_rq_completion {
+        dev_t dev;
+        sector_t sector;
+};
+
 #ifndef BPF_NO_PRESERVE_ACCESS_INDEX
 #pragma clang attribute pop
 #endif

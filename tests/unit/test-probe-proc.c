@@ -186,6 +186,11 @@ START_TEST(test_proc_snapshot_fields)
         ck_assert_int_eq(probes_source(p, PROBE_METRIC_TASK_CPU), PROBE_SOURCE_PROC);
         ck_assert_int_eq(probes_source(p, PROBE_METRIC_TCP_RETRANSMITS), PROBE_SOURCE_NONE);
         ck_assert_int_eq(probes_event_fd(p), -EBADF);
+        {
+                const char *reason = NULL;
+                ck_assert_ptr_null(probes_program_kind(p, "runqlat", &reason));
+                ck_assert_str_eq(reason, "BPF is not in use");
+        }
 
         /* A child that uses CPU, then stays a zombie so its /proc entry remains. */
         child = fork();
