@@ -8,6 +8,10 @@
 //       {"tokens":[[id, top2_gap],...]}           N greedy tokens (end of generation ignored)
 //   node llama_ref.mjs MODULE_DIR tokenize FILE.gguf TEXT
 //       {"tokens":[...]}                          with BOS as the model says, specials parsed
+//   node llama_ref.mjs MODULE_DIR jobs - < JOBS.json
+//       JOBS is [{"file":F,"logits":[TOKENS]?,"greedy":{"n":N,"tokens":[TOKENS]}?},...];
+//       prints one line per job: {"logprobs":...,"greedy":...}. Loading the library once
+//       for many models keeps the tests fast.
 //
 // MODULE_DIR is the node_modules directory holding node-llama-cpp. Two threads, CPU only,
 // F16 KV cache, no flash attention: the defaults the engine is compared against.
@@ -20,7 +24,13 @@ const { getLlama, LlamaLogLevel } = await import(
 
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error,
                                progressLogs: false });
-const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: true });
+let model = null;
+let nVocab = 0;
+
+async function open(f) {
+    model = await llama.loadModel({ modelPath: f, gpuLayers: 0, useMmap: true });
+    nVocab = model.tokens.vocabularySize ?? model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
+}
 
 function out(obj) {
     process.stdout.write(JSON.stringify(obj) + "\n");
@@ -52,16 +62,15 @@ function gapOf(probs) {
     return b > 0 ? Math.log(a) - Math.log(b) : 1e9;
 }
 
-const nVocab = model.tokens.vocabularySize ?? model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
+async function logits(tokens) {
+    const { context, res } = await evalPositions(tokens, () => true);
+    const lp = res.map((r) => logprobsOf(r.next.probabilities, nVocab));
+    await context.dispose();
+    return { n_vocab: nVocab, logprobs: lp };
+}
 
-if (cmd === "logits") {
-    const tokens = rest.map(Number);
-    const { res } = await evalPositions(tokens, () => true);
-    out({ n_vocab: nVocab, logprobs: res.map((r) => logprobsOf(r.next.probabilities, nVocab)) });
-} else if (cmd === "greedy") {
-    const n = Number(rest[0]);
-    const tokens = rest.slice(1).map(Number);
-    const { seq, res } = await evalPositions(tokens, (i) => i === tokens.length - 1);
+async function greedy(n, tokens) {
+    const { context, seq, res } = await evalPositions(tokens, (i) => i === tokens.length - 1);
     let next = res[tokens.length - 1].next;
     const gen = [];
     for (let i = 0; i < n; i++) {
@@ -72,15 +81,41 @@ if (cmd === "logits") {
             probabilities: true, token: true, options: { temperature: 0 } } }]]);
         next = r[0].next;
     }
-    out({ tokens: gen });
-} else if (cmd === "tokenize") {
-    const ids = model.tokenize(rest[0], true);
-    const bos = model.tokens.bos;
-    const withBos = model.tokens.shouldPrependBosToken && bos != null ? [bos, ...ids] : ids;
-    out({ tokens: Array.from(withBos) });
-} else {
-    console.error("unknown command " + cmd);
-    process.exit(2);
+    await context.dispose();
+    return { tokens: gen };
 }
-await model.dispose();
+
+if (cmd === "jobs") {
+    let input = "";
+    for await (const chunk of process.stdin)
+        input += chunk;
+    for (const job of JSON.parse(input)) {
+        await open(job.file);
+        const r = {};
+        if (job.logits)
+            r.logprobs = (await logits(job.logits)).logprobs;
+        if (job.greedy)
+            r.greedy = (await greedy(job.greedy.n, job.greedy.tokens)).tokens;
+        if (job.tokenize)
+            r.tokenize = job.tokenize.map((t) => Array.from(model.tokenize(t, true)));
+        out(r);
+        await model.dispose();
+    }
+} else {
+    await open(file);
+    if (cmd === "logits") {
+        out(await logits(rest.map(Number)));
+    } else if (cmd === "greedy") {
+        out(await greedy(Number(rest[0]), rest.slice(1).map(Number)));
+    } else if (cmd === "tokenize") {
+        const ids = model.tokenize(rest[0], true);
+        const bos = model.tokens.bos;
+        const withBos = model.tokens.shouldPrependBosToken && bos != null ? [bos, ...ids] : ids;
+        out({ tokens: Array.from(withBos) });
+    } else {
+        console.error("unknown command " + cmd);
+        process.exit(2);
+    }
+    await model.dispose();
+}
 await llama.dispose();

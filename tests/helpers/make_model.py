@@ -99,10 +99,10 @@ def spm_vocab(n_vocab):
         for i in range(1, len(w)):
             add(w[:i])
             add("\u2581" + w[:i])
-    i = 0
+    i, L = 0, len(WORDS)
     while len(tokens) + len(pieces) < n_vocab:
-        a, b = WORDS[i % len(WORDS)], WORDS[(i * 7 + 3) % len(WORDS)]
-        add("\u2581" + a + b[: 1 + i % 3])
+        a, b = WORDS[i % L], WORDS[(i // L) % L]
+        add("\u2581" + a + b[: 1 + (i // (L * L)) % 4])
         i += 1
     pieces = pieces[: n_vocab - len(tokens)]
     scores = [0.0, 0.0, 0.0] + [0.0] * 256
