@@ -89,27 +89,24 @@ _unused_ static bool meta_bool(const GgufFile *f, const char *key, bool def)
 static int load_vocab(EngineModel *m, char **error)
 {
         const GgufFile *f = m->model->gguf;
-        const char *kind;
+        const char *kind = "";
         size_t kind_len;
         bool spm;
         int r;
 
-        if (gguf_get_str(f, "tokenizer.ggml.model", &kind, &kind_len) < 0)
-                return 0;
-        if (kind_len == 5 && memcmp(kind, "llama", 5) == 0)
-                spm = true;
-        else if (kind_len == 4 && memcmp(kind, "gpt2", 4) == 0)
-                spm = false;
-        else
-                return 0; /* "no_vocab" and the kinds we do not tokenize */
-
+        /* The raw token texts serve as pieces even when we cannot tokenize. */
         r = gguf_get_str_array(f, "tokenizer.ggml.tokens", &m->tokens, &m->token_lens,
                                &m->n_tokens);
+        if (r == -ENOENT)
+                return 0;
         if (r < 0) {
                 if (error)
-                        *error = strdup("tokenizer.ggml.tokens is missing or not a string array");
+                        *error = strdup("tokenizer.ggml.tokens is not a string array");
                 return -EBADMSG;
         }
+        if (gguf_get_str(f, "tokenizer.ggml.model", &kind, &kind_len) < 0)
+                kind_len = 0;
+        spm = !(kind_len == 4 && memcmp(kind, "gpt2", 4) == 0);
         m->bos_id = meta_id(f, "tokenizer.ggml.bos_token_id", spm ? 1 : -1);
         m->eos_id = meta_id(f, "tokenizer.ggml.eos_token_id", spm ? 2 : -1);
         m->eot_id = meta_id(f, "tokenizer.ggml.eot_token_id", -1);
@@ -125,6 +122,9 @@ static int load_vocab(EngineModel *m, char **error)
                 m->eos_text = strndup(m->tokens[m->eos_id], m->token_lens[m->eos_id]);
 
 #if ENGINE_HAVE_TEXT
+        if (!(kind_len == 5 && memcmp(kind, "llama", 5) == 0) &&
+            !(kind_len == 4 && memcmp(kind, "gpt2", 4) == 0))
+                return 0; /* "no_vocab" and the kinds we do not tokenize */
         _cleanup_free_ char *pre = NULL;
         _cleanup_free_ const char **merges = NULL;
         _cleanup_free_ size_t *merge_lens = NULL;
