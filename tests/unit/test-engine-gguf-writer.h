@@ -21,9 +21,18 @@ typedef struct TestGguf {
         uint32_t seed;
 } TestGguf;
 
+/* Buffers grow by doubling: their capacity is implied by their length (the smallest
+ * power of two >= len, at least 64). */
 static inline void tg_put(uint8_t **p, size_t *len, const void *d, size_t n)
 {
-        *p = realloc(*p, *len + n);
+        size_t cap = 64, need = *len + n;
+        while (cap < *len)
+                cap <<= 1;
+        if (!*p || need > cap) {
+                while (cap < need)
+                        cap <<= 1;
+                *p = realloc(*p, cap);
+        }
         memcpy(*p + *len, d, n);
         *len += n;
 }
