@@ -713,28 +713,28 @@ int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret)
 
         switch (type) {
         case GGML_TYPE_F32:
-                k = (GgmlKernels){ggml_vec_dot_f32_ref, ggml_fp32_to_fp32_row};
+                k = (GgmlKernels){ggml_vec_dot_f32_ref, NULL, ggml_fp32_to_fp32_row};
                 break;
         case GGML_TYPE_F16:
-                k = (GgmlKernels){ggml_vec_dot_f16_ref, ggml_fp32_to_fp16_row};
+                k = (GgmlKernels){ggml_vec_dot_f16_ref, NULL, ggml_fp32_to_fp16_row};
                 break;
         case GGML_TYPE_BF16:
-                k = (GgmlKernels){ggml_vec_dot_bf16_ref, ggml_fp32_to_bf16_row};
+                k = (GgmlKernels){ggml_vec_dot_bf16_ref, NULL, ggml_fp32_to_bf16_row};
                 break;
         case GGML_TYPE_Q8_0:
-                k = (GgmlKernels){ggml_vec_dot_q8_0_q8_0_ref, ggml_quantize_row_q8_0_ref};
+                k = (GgmlKernels){ggml_vec_dot_q8_0_q8_0_ref, NULL, ggml_quantize_row_q8_0_ref};
                 break;
         case GGML_TYPE_Q4_0:
-                k = (GgmlKernels){ggml_vec_dot_q4_0_q8_0_ref, ggml_quantize_row_q8_0_ref};
+                k = (GgmlKernels){ggml_vec_dot_q4_0_q8_0_ref, NULL, ggml_quantize_row_q8_0_ref};
                 break;
         case GGML_TYPE_Q4_K:
-                k = (GgmlKernels){ggml_vec_dot_q4_K_q8_K_ref, ggml_quantize_row_q8_K_ref};
+                k = (GgmlKernels){ggml_vec_dot_q4_K_q8_K_ref, NULL, ggml_quantize_row_q8_K_ref};
                 break;
         case GGML_TYPE_Q5_K:
-                k = (GgmlKernels){ggml_vec_dot_q5_K_q8_K_ref, ggml_quantize_row_q8_K_ref};
+                k = (GgmlKernels){ggml_vec_dot_q5_K_q8_K_ref, NULL, ggml_quantize_row_q8_K_ref};
                 break;
         case GGML_TYPE_Q6_K:
-                k = (GgmlKernels){ggml_vec_dot_q6_K_q8_K_ref, ggml_quantize_row_q8_K_ref};
+                k = (GgmlKernels){ggml_vec_dot_q6_K_q8_K_ref, NULL, ggml_quantize_row_q8_K_ref};
                 break;
         default:
                 return -EOPNOTSUPP;
@@ -774,22 +774,27 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                         break;
                 case GGML_TYPE_F16:
                         k.vec_dot = ggml_vec_dot_f16_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_f16_avx2;
                         k.from_float = ggml_fp32_to_fp16_row_avx2;
                         break;
                 case GGML_TYPE_Q8_0:
                         k.vec_dot = ggml_vec_dot_q8_0_q8_0_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx2;
                         k.from_float = ggml_quantize_row_q8_0_avx2;
                         break;
                 case GGML_TYPE_Q4_0:
                         k.vec_dot = ggml_vec_dot_q4_0_q8_0_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx2;
                         k.from_float = ggml_quantize_row_q8_0_avx2;
                         break;
                 case GGML_TYPE_Q4_K:
                         k.vec_dot = ggml_vec_dot_q4_K_q8_K_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx2;
                         k.from_float = ggml_quantize_row_q8_K_avx2;
                         break;
                 case GGML_TYPE_Q6_K:
                         k.vec_dot = ggml_vec_dot_q6_K_q8_K_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx2;
                         k.from_float = ggml_quantize_row_q8_K_avx2;
                         break;
                 case GGML_TYPE_Q5_K:

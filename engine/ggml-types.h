@@ -116,8 +116,13 @@ typedef float (*GgmlVecDotFn)(size_t n, const void *x, const void *y);
 /* Converts an f32 row into a vec_dot_type row. */
 typedef void (*GgmlFromFloatFn)(const float *src, void *dst, size_t n);
 
+/* out[k] = dot(x, y + k * y_stride) for k < 4: one weight row against four activation
+ * rows, so that the weights are unpacked once for four products (prompt processing). */
+typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_stride, float *out);
+
 typedef struct GgmlKernels {
         GgmlVecDotFn vec_dot;
+        GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
         GgmlFromFloatFn from_float; /* of the vec_dot_type */
 } GgmlKernels;
 
@@ -161,4 +166,9 @@ float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *x, const void *y);
+void ggml_vec_dot4_f16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx2(void);

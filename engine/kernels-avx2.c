@@ -295,6 +295,178 @@ float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
         return hsum_ps(acc);
 }
 
+/* ---- one weight row against four activation rows ---- */
+
+#define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
+
+void ggml_vec_dot4_f16_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const ggml_fp16_t *x = vx;
+        const ggml_fp16_t *y0 = Y(0, ggml_fp16_t), *y1 = Y(1, ggml_fp16_t), *y2 = Y(2, ggml_fp16_t),
+                          *y3 = Y(3, ggml_fp16_t);
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+                __m256 w = load_f16(x + i);
+                a0 = _mm256_fmadd_ps(w, load_f16(y0 + i), a0);
+                a1 = _mm256_fmadd_ps(w, load_f16(y1 + i), a1);
+                a2 = _mm256_fmadd_ps(w, load_f16(y2 + i), a2);
+                a3 = _mm256_fmadd_ps(w, load_f16(y3 + i), a3);
+        }
+        out[0] = hsum_ps(a0);
+        out[1] = hsum_ps(a1);
+        out[2] = hsum_ps(a2);
+        out[3] = hsum_ps(a3);
+        for (; i < n; i++) {
+                float w = f16(x[i]);
+                out[0] += w * f16(y0[i]);
+                out[1] += w * f16(y1[i]);
+                out[2] += w * f16(y2[i]);
+                out[3] += w * f16(y3[i]);
+        }
+}
+
+/* ax = |x| and the signs of x moved onto each y: maddubs needs an unsigned operand. */
+#define DOT4_Q8_BLOCKS(UNPACK, DX)                                                                 \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),            \
+                         _mm256_setzero_ps()};                                                     \
+        for (size_t i = 0; i < n / 32; i++) {                                                      \
+                __m256i qx = UNPACK;                                                               \
+                __m256i ax = _mm256_sign_epi8(qx, qx);                                             \
+                float dx = DX;                                                                     \
+                for (int k = 0; k < 4; k++) {                                                      \
+                        const BlockQ8_0 *yb = Y(k, BlockQ8_0) + i;                                 \
+                        __m256i sy =                                                               \
+                                _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yb->qs), qx); \
+                        __m256i p = sum_i16_pairs(_mm256_maddubs_epi16(ax, sy));                   \
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(yb->d)),                  \
+                                                 _mm256_cvtepi32_ps(p), acc[k]);                   \
+                }                                                                                  \
+        }                                                                                          \
+        for (int k = 0; k < 4; k++)                                                                \
+                out[k] = hsum_ps(acc[k]);
+
+void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ8_0 *x = vx;
+        DOT4_Q8_BLOCKS(_mm256_loadu_si256((const __m256i *)x[i].qs), f16(x[i].d))
+}
+
+void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ4_0 *x = vx;
+        const __m256i off = _mm256_set1_epi8(8);
+        DOT4_Q8_BLOCKS(_mm256_sub_epi8(unpack_q4_0(x[i].qs), off), f16(x[i].d))
+}
+
+void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ4_K *x = vx;
+        const __m256i mask = _mm256_set1_epi8(0xF);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+        float summ[4] = {};
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                uint8_t sc[8], m[8];
+                scales_k4(x[i].scales, sc, m);
+                float d = f16(x[i].d), dmin = f16(x[i].dmin);
+                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+                for (int k = 0; k < 4; k++) {
+                        const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
+                        int summs = 0;
+                        for (int j = 0; j < 8; j++)
+                                summs += m[j] * (yb->bsums[2 * j] + yb->bsums[2 * j + 1]);
+                        summ[k] += dmin * yb->d * summs;
+                }
+                for (int j = 0; j < 4; j++) {
+                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+                        __m256i lo = _mm256_and_si256(q4, mask);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+                        __m256i s0 = _mm256_set1_epi16(sc[2 * j]),
+                                s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+                        for (int k = 0; k < 4; k++) {
+                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 64 * j;
+                                __m256i p0 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                lo, _mm256_loadu_si256((const __m256i *)q8)),
+                                        s0);
+                                __m256i p1 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                        s1);
+                                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(p0, p1));
+                        }
+                }
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
+                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = hsum_ps(acc[k]) - summ[k];
+}
+
+void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ6_K *x = vx;
+        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+        const __m256i m32 = _mm256_set1_epi8(32);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+                const int8_t *sc = x[i].scales;
+                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+                for (int h = 0; h < 2; h++) {
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                        __m256i v[4], s[4];
+                        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                        v[1] = _mm256_or_si256(
+                                _mm256_and_si256(l1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
+                                                  4));
+                        v[2] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
+                                                  4));
+                        v[3] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
+                                                  4));
+                        for (int q = 0; q < 4; q++)
+                                s[q] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * q + 1]),
+                                                        _mm_set1_epi16(sc[2 * q]));
+                        for (int k = 0; k < 4; k++) {
+                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 128 * h;
+                                for (int q = 0; q < 4; q++) {
+                                        __m256i yv =
+                                                _mm256_loadu_si256((const __m256i *)(q8 + 32 * q));
+                                        __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[q], yv),
+                                                                     _mm256_maddubs_epi16(m32, yv));
+                                        isum[k] = _mm256_add_epi32(isum[k],
+                                                                   _mm256_madd_epi16(p, s[q]));
+                                }
+                        }
+                        ql += 64;
+                        qh += 32;
+                        sc += 8;
+                }
+                float d = f16(x[i].d);
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
+                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = hsum_ps(acc[k]);
+}
+
 #pragma GCC pop_options
 
 #else /* not x86: the dispatcher never calls these */
@@ -314,6 +486,15 @@ void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
 {
         ggml_vec_mad_f16_ref(n, y, x, s);
 }
+#define NOT_X86_4(name)                                                                            \
+        void name(size_t n, const void *x, const void *y, size_t ys, float *out)                   \
+        {                                                                                          \
+        }
+NOT_X86_4(ggml_vec_dot4_f16_avx2)
+NOT_X86_4(ggml_vec_dot4_q8_0_q8_0_avx2)
+NOT_X86_4(ggml_vec_dot4_q4_0_q8_0_avx2)
+NOT_X86_4(ggml_vec_dot4_q4_K_q8_K_avx2)
+NOT_X86_4(ggml_vec_dot4_q6_K_q8_K_avx2)
 void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 {
         ggml_fp32_to_fp16_row(src, dst, n);

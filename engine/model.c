@@ -465,10 +465,21 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
         for (size_t i = 0; i < j->n_w; i++) {
                 const Weight *w = j->w[i];
                 size_t a = MAX(lo, base), e = MIN(hi, base + w->ne1);
+                float *out = j->out[i];
+                size_t os = j->out_stride[i];
                 for (size_t r = a; r < e; r++) {
                         const uint8_t *row = (const uint8_t *)w->data + (r - base) * w->row_size;
-                        for (size_t t = 0; t < j->n_tok; t++)
-                                j->out[i][t * j->out_stride[i] + (r - base)] =
+                        size_t t = 0;
+                        if (w->k.vec_dot4)
+                                for (; t + 4 <= j->n_tok; t += 4) {
+                                        float v[4];
+                                        w->k.vec_dot4(w->ne0, row, j->xq + t * j->xq_row, j->xq_row,
+                                                      v);
+                                        for (int k = 0; k < 4; k++)
+                                                out[(t + k) * os + (r - base)] = v[k];
+                                }
+                        for (; t < j->n_tok; t++)
+                                out[t * os + (r - base)] =
                                         w->k.vec_dot(w->ne0, row, j->xq + t * j->xq_row);
                 }
                 base += w->ne1;

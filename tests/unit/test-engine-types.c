@@ -154,6 +154,25 @@ START_TEST(test_dot_kernels)
                                       "%s ref n=%zu: %g vs %g", ggml_type_name(type), n, r, exact);
                         ck_assert_msg(fabs(f - exact) <= 1e-5 * mag + 1e-5, "%s %s n=%zu: %g vs %g",
                                       ggml_type_name(type), ggml_kernels_isa(), n, f, exact);
+                        /* four rows at once: each equal to the single-row kernel */
+                        if (fast.vec_dot4) {
+                                size_t rs = ggml_row_size(vt, n);
+                                uint8_t q4[4 * N * 4];
+                                float v[4];
+                                for (int k = 0; k < 4; k++) {
+                                        for (size_t i = 0; i < n; i++)
+                                                dy[i] = y[(i + 17 * k) % n] * (k + 1);
+                                        fast.from_float(dy, q4 + k * rs, n);
+                                }
+                                fast.vec_dot4(n, qx, q4, rs, v);
+                                for (int k = 0; k < 4; k++) {
+                                        float one = fast.vec_dot(n, qx, q4 + k * rs);
+                                        ck_assert_msg(fabsf(v[k] - one) <=
+                                                              1e-5f * fabsf(one) + 1e-4f,
+                                                      "%s dot4 row %d n=%zu: %g vs %g",
+                                                      ggml_type_name(type), k, n, v[k], one);
+                                }
+                        }
                         /* the fast converter gives an equivalent partner row */
                         uint8_t qy2[N * 4];
                         fast.from_float(y, qy2, n);
