@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include "basic/alloc-util.h"
+#include "basic/buf.h"
+#include "basic/string-util.h"
+#include "engine/chat-template.h"
+
+static const char *const names[_CHAT_TEMPLATE_MAX] = {
+        [CHAT_TEMPLATE_LLAMA2] = "llama2", [CHAT_TEMPLATE_LLAMA3] = "llama3",
+        [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_MISTRAL] = "mistral",
+        [CHAT_TEMPLATE_GEMMA] = "gemma",   [CHAT_TEMPLATE_PHI3] = "phi3",
+        [CHAT_TEMPLATE_ZEPHYR] = "zephyr",
+};
+
+static const struct {
+        const char *alias;
+        ChatTemplateKind kind;
+} aliases[] = {
+        {"llama2-sys", CHAT_TEMPLATE_LLAMA2},       {"llama2-sys-bos", CHAT_TEMPLATE_LLAMA2},
+        {"llama2-sys-strip", CHAT_TEMPLATE_LLAMA2}, {"mistral-v1", CHAT_TEMPLATE_MISTRAL},
+        {"mistral-v3", CHAT_TEMPLATE_MISTRAL},      {"mistral-v3-tekken", CHAT_TEMPLATE_MISTRAL},
+        {"mistral-v7", CHAT_TEMPLATE_MISTRAL},      {"qwen2", CHAT_TEMPLATE_CHATML},
+};
+
+const char *chat_template_name(ChatTemplateKind k)
+{
+        return (unsigned)k < _CHAT_TEMPLATE_MAX ? names[k] : NULL;
+}
+
+int chat_template_from_name(const char *name, ChatTemplateKind *ret)
+{
+        if (!name || !ret)
+                return -EINVAL;
+        for (unsigned i = 0; i < _CHAT_TEMPLATE_MAX; i++)
+                if (streq(name, names[i])) {
+                        *ret = i;
+                        return 0;
+                }
+        for (size_t i = 0; i < ELEMENTSOF(aliases); i++)
+                if (streq(name, aliases[i].alias)) {
+                        *ret = aliases[i].kind;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+int chat_template_detect(const char *src, ChatTemplateKind *ret)
+{
+        ChatTemplateKind k;
+
+#define HAS(s) (strstr(src, (s)) != NULL)
+        if (!ret)
+                return -EINVAL;
+        if (!src)
+                goto fallback;
+        if (chat_template_from_name(src, &k) == 0)
+                goto found;
+        /* Same order of tests as llama.cpp: some markers occur in several families. */
+        if (HAS("<|im_start|>"))
+                k = CHAT_TEMPLATE_CHATML;
+        else if (startswith(src, "mistral") || HAS("[INST]"))
+                k = HAS("<<SYS>>") ? CHAT_TEMPLATE_LLAMA2 : CHAT_TEMPLATE_MISTRAL;
+        else if (HAS("<|assistant|>") && HAS("<|end|>"))
+                k = CHAT_TEMPLATE_PHI3;
+        else if (HAS("<|user|>") &&
+                 (HAS("<|endoftext|>") || (HAS("<|assistant|>") && HAS("eos_token"))))
+                k = CHAT_TEMPLATE_ZEPHYR;
+        else if (HAS("<start_of_turn>"))
+                k = CHAT_TEMPLATE_GEMMA;
+        else if (HAS("<|start_header_id|>") && HAS("<|end_header_id|>"))
+                k = CHAT_TEMPLATE_LLAMA3;
+        else
+                goto fallback;
+#undef HAS
+found:
+        *ret = k;
+        return 1;
+fallback:
+        *ret = CHAT_TEMPLATE_DEFAULT;
+        return 0;
+}
+
+/* Jinja's trim / Python's strip() for the ASCII blanks. */
+static void trimmed(const char *s, const char **ret_p, size_t *ret_n)
+{
+        size_t n = strlen(s);
+
+        while (n > 0 && strchr(" \t\n\r\v\f", s[0])) {
+                s++;
+                n--;
+        }
+        while (n > 0 && strchr(" \t\n\r\v\f", s[n - 1]))
+                n--;
+        *ret_p = s;
+        *ret_n = n;
+}
+
+typedef struct Out {
+        Buf b;
+        int r;
+} Out;
+
+static void put_n(Out *o, const char *s, size_t n)
+{
+        if (o->r >= 0 && n > 0)
+                o->r = buf_append(&o->b, s, n);
+}
+
+static void put(Out *o, const char *s)
+{
+        put_n(o, s, strlen(s));
+}
+
+static void put_trim(Out *o, const char *s)
+{
+        const char *p;
+        size_t n;
+
+        trimmed(s, &p, &n);
+        put_n(o, p, n);
+}
+
+static bool role_is(const ChatMessage *m, const char *role)
+{
+        return streq(m->role, role);
+}
+
+/* The reference template strips each turn's content; the system message is glued in
+ * front of the first turn's content before that. */
+static void put_turn_llama2(Out *o, const char *system, const char *content)
+{
+        _cleanup_free_ char *joined = NULL;
+
+        if (!system) {
+                put_trim(o, content);
+                return;
+        }
+        joined = strprintf("<<SYS>>\n%s\n<</SYS>>\n\n%s", system, content);
+        if (!joined) {
+                o->r = -ENOMEM;
+                return;
+        }
+        put_trim(o, joined);
+}
+
+static void render_llama2(Out *o, const ChatMessage *m, size_t n, const char *bos, const char *eos)
+{
+        const char *system = NULL;
+        size_t i = 0;
+
+        if (n > 0 && role_is(&m[0], "system")) {
+                system = m[0].content;
+                i = 1;
+        }
+        for (size_t first = i; i < n; i++) {
+                const char *sys = i == first ? system : NULL;
+                if (role_is(&m[i], "user")) {
+                        put(o, bos);
+                        put(o, "[INST] ");
+                        put_turn_llama2(o, sys, m[i].content);
+                        put(o, " [/INST]");
+                } else if (role_is(&m[i], "assistant")) {
+                        put(o, " ");
+                        put_turn_llama2(o, sys, m[i].content);
+                        put(o, " ");
+                        put(o, eos);
+                }
+        }
+}
+
+static void render_mistral(Out *o, const ChatMessage *m, size_t n, const char *bos, const char *eos)
+{
+        const char *system = NULL;
+        size_t i = 0, last_user = SIZE_MAX;
+
+        if (n > 0 && role_is(&m[0], "system")) {
+                system = m[0].content;
+                i = 1;
+        }
+        for (size_t j = i; j < n; j++)
+                if (role_is(&m[j], "user"))
+                        last_user = j;
+        put(o, bos);
+        for (; i < n; i++) {
+                if (role_is(&m[i], "user")) {
+                        put(o, "[INST] ");
+                        if (i == last_user && system) {
+                                put(o, system);
+                                put(o, "\n\n");
+                        }
+                        put(o, m[i].content);
+                        put(o, "[/INST]");
+                } else if (role_is(&m[i], "assistant")) {
+                        put(o, " ");
+                        put_trim(o, m[i].content);
+                        put(o, eos);
+                }
+        }
+}
+
+static void render_gemma(Out *o, const ChatMessage *m, size_t n, bool add_gen, const char *bos)
+{
+        _cleanup_free_ char *system = NULL;
+        size_t system_n = 0;
+
+        put(o, bos);
+        for (size_t i = 0; i < n; i++) {
+                bool model = role_is(&m[i], "assistant") || role_is(&m[i], "model");
+                if (role_is(&m[i], "system")) {
+                        /* no system role: keep it for the next user turn */
+                        const char *p;
+                        size_t k;
+                        char *s;
+                        trimmed(m[i].content, &p, &k);
+                        s = realloc(system, system_n + k + 1);
+                        if (!s) {
+                                o->r = -ENOMEM;
+                                return;
+                        }
+                        system = s;
+                        memcpy(system + system_n, p, k);
+                        system_n += k;
+                        system[system_n] = 0;
+                        continue;
+                }
+                put(o, "<start_of_turn>");
+                put(o, model ? "model" : m[i].role);
+                put(o, "\n");
+                if (!model && system_n > 0) {
+                        put_n(o, system, system_n);
+                        put(o, "\n\n");
+                        system_n = 0;
+                }
+                put_trim(o, m[i].content);
+                put(o, "<end_of_turn>\n");
+        }
+        if (add_gen)
+                put(o, "<start_of_turn>model\n");
+}
+
+int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
+                        bool add_generation_prompt, const char *bos_text, const char *eos_text,
+                        char **ret)
+{
+        Out o = {};
+        const char *bos = strempty(bos_text), *eos = strempty(eos_text);
+
+        if ((unsigned)k >= _CHAT_TEMPLATE_MAX || (!msgs && n > 0) || !ret)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!msgs[i].role || !msgs[i].content)
+                        return -EINVAL;
+
+        switch (k) {
+        case CHAT_TEMPLATE_LLAMA2:
+                render_llama2(&o, msgs, n, bos, eos);
+                break;
+        case CHAT_TEMPLATE_LLAMA3:
+                put(&o, bos);
+                for (size_t i = 0; i < n; i++) {
+                        put(&o, "<|start_header_id|>");
+                        put(&o, msgs[i].role);
+                        put(&o, "<|end_header_id|>\n\n");
+                        put_trim(&o, msgs[i].content);
+                        put(&o, "<|eot_id|>");
+                }
+                if (add_generation_prompt)
+                        put(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+                break;
+        case CHAT_TEMPLATE_CHATML:
+                for (size_t i = 0; i < n; i++) {
+                        put(&o, "<|im_start|>");
+                        put(&o, msgs[i].role);
+                        put(&o, "\n");
+                        put(&o, msgs[i].content);
+                        put(&o, "<|im_end|>\n");
+                }
+                if (add_generation_prompt)
+                        put(&o, "<|im_start|>assistant\n");
+                break;
+        case CHAT_TEMPLATE_MISTRAL:
+                render_mistral(&o, msgs, n, bos, eos);
+                break;
+        case CHAT_TEMPLATE_GEMMA:
+                render_gemma(&o, msgs, n, add_generation_prompt, bos);
+                break;
+        case CHAT_TEMPLATE_PHI3:
+                for (size_t i = 0; i < n; i++) {
+                        put(&o, "<|");
+                        put(&o, msgs[i].role);
+                        put(&o, "|>\n");
+                        put(&o, msgs[i].content);
+                        put(&o, "<|end|>\n");
+                }
+                put(&o, add_generation_prompt ? "<|assistant|>\n" : eos);
+                break;
+        case CHAT_TEMPLATE_ZEPHYR:
+                for (size_t i = 0; i < n; i++) {
+                        put(&o, "<|");
+                        put(&o, msgs[i].role);
+                        put(&o, "|>\n");
+                        put(&o, msgs[i].content);
+                        put(&o, eos);
+                        put(&o, "\n");
+                }
+                if (add_generation_prompt && n > 0)
+                        put(&o, "<|assistant|>\n");
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (o.r >= 0)
+                o.r = buf_append(&o.b, "", 1);
+        if (o.r < 0) {
+                buf_done(&o.b);
+                return o.r;
+        }
+        {
+                char *s = strdup((const char *)buf_head(&o.b));
+                buf_done(&o.b);
+                if (!s)
+                        return -ENOMEM;
+                *ret = s;
+        }
+        return 0;
+}

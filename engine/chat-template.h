@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Chat prompts for the common model families, without a Jinja engine.
+ *
+ * chat_template_detect() recognizes the family of a tokenizer.chat_template by
+ * characteristic markers, as llama.cpp does; chat_template_apply() renders a
+ * conversation the way that family's reference Hugging Face template does:
+ *
+ *   llama2   <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s>...
+ *            (contents stripped; the system message goes into the first user turn)
+ *   llama3   <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>
+ *            ... (contents trimmed) [+ <|start_header_id|>assistant<|end_header_id|>\n\n]
+ *   chatml   <|im_start|>{role}\n{content}<|im_end|>\n ... [+ <|im_start|>assistant\n]
+ *            (no BOS, no default system prompt)
+ *   mistral  <s>[INST] {user}[/INST] {assistant}</s>... (v0.3: the system message is put
+ *            before the last user message, separated by a blank line)
+ *   gemma    <bos><start_of_turn>user\n{content}<end_of_turn>\n ... "assistant" is "model";
+ *            gemma has no system role: the system text is merged into the first user turn
+ *            as "{system}\n\n{user}" [+ <start_of_turn>model\n]
+ *   phi3     <|{role}|>\n{content}<|end|>\n ... [+ <|assistant|>\n, else EOS]
+ *   zephyr   <|{role}|>\n{content}{EOS}\n ... [+ <|assistant|>\n]
+ *
+ * bos_text and eos_text are the texts of the model's BOS and EOS tokens (NULL: empty);
+ * the rendered prompt contains them as text, to be tokenized with parse_special and
+ * add_special off. Roles other than system/user/assistant are rendered verbatim where
+ * the family has a generic role slot (llama3, chatml, phi3, zephyr) and dropped
+ * otherwise. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ChatMessage {
+        const char *role;
+        const char *content;
+} ChatMessage;
+
+typedef enum ChatTemplateKind {
+        CHAT_TEMPLATE_LLAMA2,
+        CHAT_TEMPLATE_LLAMA3,
+        CHAT_TEMPLATE_CHATML,
+        CHAT_TEMPLATE_MISTRAL,
+        CHAT_TEMPLATE_GEMMA,
+        CHAT_TEMPLATE_PHI3,
+        CHAT_TEMPLATE_ZEPHYR,
+        _CHAT_TEMPLATE_MAX
+} ChatTemplateKind;
+
+/* The family used when a template is missing or not recognized. */
+#define CHAT_TEMPLATE_DEFAULT CHAT_TEMPLATE_CHATML
+
+/* 1: recognized (a template name as chat_template_name() gives is recognized too);
+ * 0: not recognized (or NULL source), *ret = CHAT_TEMPLATE_DEFAULT; -EINVAL: ret NULL. */
+int chat_template_detect(const char *jinja_source, ChatTemplateKind *ret);
+
+/* Renders into a new NUL-terminated string. -EINVAL on a bad kind, msgs NULL with n > 0
+ * or a message without role or content; -ENOMEM. */
+int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
+                        bool add_generation_prompt, const char *bos_text, const char *eos_text,
+                        char **ret);
+
+/* "llama2", "llama3", "chatml", "mistral", "gemma", "phi3", "zephyr"; NULL if invalid. */
+const char *chat_template_name(ChatTemplateKind k);
+/* The reverse (also accepts a few llama.cpp aliases); -EINVAL if unknown. */
+int chat_template_from_name(const char *name, ChatTemplateKind *ret);
