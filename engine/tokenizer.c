@@ -12,6 +12,8 @@
 /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space. */
 #define SPM_SPACE "\xE2\x96\x81"
 #define SPM_SPACE_LEN 3
+/* "<｜end▁of▁sentence｜>" (fullwidth bars), in octal so that no escape eats a letter */
+#define DEEPSEEK_EOS "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>"
 
 /* An open-addressing table from byte strings to indexes into a string list. */
 typedef struct StrTable {
@@ -147,8 +149,7 @@ static const char *const promoted_control[] = {
         "<EOT>",
         "_<EOT>",
         "[EOT]",
-        "<\xEF\xBD\x9C"
-        "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+        DEEPSEEK_EOS,
         "<end_of_utterance>",
         "<|eom_id|>",
         "<|return|>",
@@ -215,8 +216,7 @@ static const char *const eog_texts[] = {
         "<eos>",
         "<turn|>",
         "<|tool_response>",
-        "<\xEF\xBD\x9C"
-        "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+        DEEPSEEK_EOS,
         "[e~[",
         "<|fim_pad|>",
         "<fim-pad>",
