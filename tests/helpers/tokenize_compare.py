@@ -102,6 +102,32 @@ STRINGS = [
 ]
 
 
+# Characters random strings are drawn from: every class the splitters distinguish.
+POOL = (list("aAzZeiou") + list("0123456789") + [" ", " ", " ", "\t", "\n", "\r", "\u00a0",
+        "\u3000", "'", "'", "s", "t", "re", "ll", "!", ".", ",", "-", "_", "$", "+", "<", ">",
+        "|", "\u00e9", "e\u0301", "\u00df", "\u0416", "\u03a9", "\u4e2d", "\u6587",
+        "\u3042", "\ud55c", "\u0663", "\u00bd", "\u2581", "\U0001f600", "\U0001f44d\U0001f3fd",
+        "\u200d", "\u200b", "\x00", "\x7f", "\x1b", "<s>", "</s>", "<mask>", "<tool>",
+        "<|eot_id|>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "the", " the", "hello",
+        " zebra", "123", "dog", "don't"])
+
+
+def random_strings(n, seed=1234):
+    """Deterministic pseudo-random strings (a fixed LCG, not Python's random module, so
+    the corpus never changes between Python versions)."""
+    x = seed
+    out = []
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        length = 1 + (x >> 33) % 24
+        parts = []
+        for _ in range(length):
+            x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+            parts.append(POOL[(x >> 33) % len(POOL)])
+        out.append("".join(parts))
+    return out
+
+
 def skip(reason):
     print("SKIP: " + reason)
     sys.exit(77)
@@ -159,6 +185,7 @@ def main():
     nld = ensure_node_llama_cpp()
     failures = 0
     checked = 0
+    strings = STRINGS + random_strings(400)
     with tempfile.TemporaryDirectory() as tmp:
         spm = gguf_vocab.spm_vocab()
         bpe = gguf_vocab.bpe_vocab()
@@ -174,9 +201,9 @@ def main():
         gguf_vocab.write_vocab_gguf(vocabs["gpt-2"], bpe, pre="gpt-2", add_bos=False)
         for name, path in vocabs.items():
             for special in (False, True):
-                ref = llama_cpp_ids(nld, path, STRINGS, special)
-                ours = our_ids(tool, path, STRINGS, special)
-                for s, a, b in zip(STRINGS, ref, ours):
+                ref = llama_cpp_ids(nld, path, strings, special)
+                ours = our_ids(tool, path, strings, special)
+                for s, a, b in zip(strings, ref, ours):
                     checked += 1
                     if a != b:
                         failures += 1
