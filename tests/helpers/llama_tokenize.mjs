@@ -3,10 +3,11 @@
 //
 //   node llama_tokenize.mjs VOCAB.gguf < input.json > output.json
 //
-// input:  {"strings": ["...", ...], "special": true|false}
-// output: {"ids": [[...], ...], "pieces": [[...], ...]}
+// input:  {"strings": ["...", ...], "special": true|false, "pieces": N}
+// output: {"ids": [[...], ...], "pieces": ["...", ...]}
 //   ids    llama_tokenize(text, add_special = false, parse_special = special)
-//   pieces per id, the bytes of llama_token_to_piece(special = true), base64
+//   pieces for ids 0..N-1 (N optional), llama_detokenize([id], remove_special = false,
+//          unparse_special = true) in base64
 // NODE_LLAMA_CPP_DIR names the directory node-llama-cpp was installed into (npm --prefix).
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -31,12 +32,10 @@ const llama = await getLlama({
 const model = await llama.loadModel({ modelPath: process.argv[2], vocabOnly: true });
 const ids = [];
 const pieces = [];
-for (const s of input.strings) {
-    const t = model.tokenize(s, !!input.special);
-    ids.push(Array.from(t));
-    pieces.push(Array.from(t).map((id) =>
-        Buffer.from(model.detokenize([id], true)).toString("base64")));
-}
+for (const s of input.strings ?? [])
+    ids.push(Array.from(model.tokenize(s, !!input.special)));
+for (let id = 0; id < (input.pieces ?? 0); id++)
+    pieces.push(Buffer.from(model.detokenize([id], true)).toString("base64"));
 process.stdout.write(JSON.stringify({ ids, pieces }) + "\n");
 await model.dispose();
 await llama.dispose();

@@ -14,6 +14,7 @@ parse_special, and the ids must be identical.
 Exit 77 (skip) when node or npm are missing or the registry cannot be reached.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -159,15 +160,31 @@ def ensure_node_llama_cpp():
     return d
 
 
-def llama_cpp_ids(nld, gguf, strings, special):
+def run_llama_cpp(nld, gguf, request):
     env = dict(os.environ, NODE_LLAMA_CPP_DIR=nld)
     p = subprocess.run(["node", os.path.join(HERE, "llama_tokenize.mjs"), gguf],
-                       input=json.dumps({"strings": strings, "special": special}),
+                       input=json.dumps(request),
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=300)
     if p.returncode != 0:
         raise RuntimeError("llama_tokenize.mjs failed:\n" + p.stderr[-3000:])
-    return json.loads(p.stdout)["ids"]
+    return json.loads(p.stdout)
+
+
+def llama_cpp_ids(nld, gguf, strings, special):
+    return run_llama_cpp(nld, gguf, {"strings": strings, "special": special})["ids"]
+
+
+def llama_cpp_pieces(nld, gguf, n):
+    return [base64.b64decode(x) for x in run_llama_cpp(nld, gguf, {"pieces": n})["pieces"]]
+
+
+def our_pieces(tool, gguf):
+    p = subprocess.run([tool, gguf, "--pieces"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError("tokenize tool failed:\n" + p.stderr)
+    return [bytes.fromhex(line) for line in p.stdout.split("\n")[:-1]]
 
 
 def our_ids(tool, gguf, strings, special):
@@ -209,7 +226,24 @@ def main():
                         failures += 1
                         print("MISMATCH %s special=%s %r\n  llama.cpp: %s\n  ours:      %s" %
                               (name, special, s, a, b))
-    print("%d strings compared, %d mismatches" % (checked, failures))
+        # Pieces: llama.cpp's detokenizer drops one leading space of the first piece when
+        # the vocabulary adds a space prefix (SPM), and "cleans" spaces for llama-bpe and
+        # gpt-2, so compare SPM and qwen2 only.
+        for name, lstrip in (("spm", True), ("qwen2", False)):
+            ours = our_pieces(tool, vocabs[name])
+            ref = llama_cpp_pieces(nld, vocabs[name], len(ours))
+            for i, (a, b) in enumerate(zip(ref, ours)):
+                checked += 1
+                if lstrip and b.startswith(b" "):
+                    b = b[1:]
+                # the pieces reach us through a JavaScript string: invalid UTF-8 (a
+                # piece with part of a character) arrives as U+FFFD
+                b = b.decode("utf-8", "replace").encode("utf-8")
+                if a != b:
+                    failures += 1
+                    print("MISMATCH %s piece of %d\n  llama.cpp: %r\n  ours:      %r" %
+                          (name, i, a, b))
+    print("%d strings and pieces compared, %d mismatches" % (checked, failures))
     sys.exit(1 if failures else 0)
 
 

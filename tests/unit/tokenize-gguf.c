@@ -2,8 +2,10 @@
 /* Tokenizes text with the vocabulary of a GGUF file, for the comparison with llama.cpp.
  *
  *   tokenize-gguf FILE.gguf PARSE_SPECIAL ADD_SPECIAL < lines
+ *   tokenize-gguf FILE.gguf --pieces
  *
- * Each input line is the text in hex; each output line the ids, space-separated. Only the
+ * Each input line is the text in hex; each output line the ids, space-separated. With
+ * --pieces, one line per token id: the hex of tokenizer_token_to_piece(). Only the
  * tokenizer.ggml.* keys are read, by a minimal GGUF reader of its own (the engine's real
  * reader is tested elsewhere). */
 #include <stdio.h>
@@ -222,7 +224,7 @@ int main(int argc, char **argv)
         ssize_t n;
         int r;
 
-        if (argc != 4) {
+        if (argc != 4 && !(argc == 3 && streq(argv[2], "--pieces"))) {
                 fprintf(stderr, "usage: %s FILE.gguf PARSE_SPECIAL ADD_SPECIAL < hex-lines\n",
                         argv[0]);
                 return 2;
@@ -242,29 +244,40 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s: bad vocabulary: %s\n", argv[1], strerror(-r));
                 return 1;
         }
-        while ((n = getline(&line, &cap, stdin)) >= 0) {
-                _cleanup_free_ char *text = NULL;
-                _cleanup_free_ int32_t *ids = NULL;
-                size_t len, n_ids;
+        if (argc == 3) {
+                for (size_t id = 0; id < tokenizer_n_tokens(t); id++) {
+                        char piece[256];
+                        ssize_t k = tokenizer_token_to_piece(t, (int32_t)id, piece, sizeof(piece));
+                        if (k < 0 || (size_t)k > sizeof(piece))
+                                return 1;
+                        for (ssize_t i = 0; i < k; i++)
+                                printf("%02x", (uint8_t)piece[i]);
+                        printf("\n");
+                }
+        } else
+                while ((n = getline(&line, &cap, stdin)) >= 0) {
+                        _cleanup_free_ char *text = NULL;
+                        _cleanup_free_ int32_t *ids = NULL;
+                        size_t len, n_ids;
 
-                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                        line[--n] = 0;
-                len = (size_t)n / 2;
-                text = malloc(len + 1);
-                if (!text || unhexmem(line, text, len) < 0) {
-                        fprintf(stderr, "bad hex line\n");
-                        return 1;
+                        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                                line[--n] = 0;
+                        len = (size_t)n / 2;
+                        text = malloc(len + 1);
+                        if (!text || unhexmem(line, text, len) < 0) {
+                                fprintf(stderr, "bad hex line\n");
+                                return 1;
+                        }
+                        r = tokenizer_encode(t, text, len, argv[3][0] == '1', argv[2][0] == '1',
+                                             &ids, &n_ids);
+                        if (r < 0) {
+                                fprintf(stderr, "encode: %s\n", strerror(-r));
+                                return 1;
+                        }
+                        for (size_t i = 0; i < n_ids; i++)
+                                printf("%s%d", i ? " " : "", ids[i]);
+                        printf("\n");
                 }
-                r = tokenizer_encode(t, text, len, argv[3][0] == '1', argv[2][0] == '1', &ids,
-                                     &n_ids);
-                if (r < 0) {
-                        fprintf(stderr, "encode: %s\n", strerror(-r));
-                        return 1;
-                }
-                for (size_t i = 0; i < n_ids; i++)
-                        printf("%s%d", i ? " " : "", ids[i]);
-                printf("\n");
-        }
         tokenizer_free(t);
         free(v.tokens);
         free(v.token_lens);
