@@ -170,23 +170,22 @@ static void render_llama2(Out *o, const ChatMessage *m, size_t n, const char *bo
         }
 }
 
+/* Mistral v0.3: the system message goes in front of the user message only when that
+ * message ends the conversation (the reference template's "loop.last"). */
 static void render_mistral(Out *o, const ChatMessage *m, size_t n, const char *bos, const char *eos)
 {
         const char *system = NULL;
-        size_t i = 0, last_user = SIZE_MAX;
+        size_t i = 0;
 
         if (n > 0 && role_is(&m[0], "system")) {
                 system = m[0].content;
                 i = 1;
         }
-        for (size_t j = i; j < n; j++)
-                if (role_is(&m[j], "user"))
-                        last_user = j;
         put(o, bos);
         for (; i < n; i++) {
                 if (role_is(&m[i], "user")) {
                         put(o, "[INST] ");
-                        if (i == last_user && system) {
+                        if (i == n - 1 && system) {
                                 put(o, system);
                                 put(o, "\n\n");
                         }
@@ -200,44 +199,38 @@ static void render_mistral(Out *o, const ChatMessage *m, size_t n, const char *b
         }
 }
 
+/* Gemma has no system role; as Gemma 3's template does, a leading system message
+ * becomes a prefix of the first turn, "{system}\n\n" (not trimmed). */
 static void render_gemma(Out *o, const ChatMessage *m, size_t n, bool add_gen, const char *bos)
 {
-        _cleanup_free_ char *system = NULL;
-        size_t system_n = 0;
+        const char *system = NULL;
+        size_t i = 0;
 
+        if (n > 0 && role_is(&m[0], "system")) {
+                system = m[0].content;
+                i = 1;
+        }
         put(o, bos);
-        for (size_t i = 0; i < n; i++) {
-                bool model = role_is(&m[i], "assistant") || role_is(&m[i], "model");
-                if (role_is(&m[i], "system")) {
-                        /* no system role: keep it for the next user turn */
-                        const char *p;
-                        size_t k;
-                        char *s;
-                        trimmed(m[i].content, &p, &k);
-                        s = realloc(system, system_n + k + 1);
-                        if (!s) {
-                                o->r = -ENOMEM;
-                                return;
-                        }
-                        system = s;
-                        memcpy(system + system_n, p, k);
-                        system_n += k;
-                        system[system_n] = 0;
+        for (size_t first = i; i < n; i++) {
+                if (role_is(&m[i], "system"))
                         continue;
-                }
                 put(o, "<start_of_turn>");
-                put(o, model ? "model" : m[i].role);
+                put(o, role_is(&m[i], "assistant") ? "model" : m[i].role);
                 put(o, "\n");
-                if (!model && system_n > 0) {
-                        put_n(o, system, system_n);
+                if (i == first && system) {
+                        put(o, system);
                         put(o, "\n\n");
-                        system_n = 0;
                 }
                 put_trim(o, m[i].content);
                 put(o, "<end_of_turn>\n");
         }
         if (add_gen)
                 put(o, "<start_of_turn>model\n");
+}
+
+static bool role_is_basic(const ChatMessage *m)
+{
+        return role_is(m, "system") || role_is(m, "user") || role_is(m, "assistant");
 }
 
 int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
@@ -288,6 +281,8 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                 break;
         case CHAT_TEMPLATE_PHI3:
                 for (size_t i = 0; i < n; i++) {
+                        if (!role_is_basic(&msgs[i]))
+                                continue;
                         put(&o, "<|");
                         put(&o, msgs[i].role);
                         put(&o, "|>\n");
@@ -298,6 +293,8 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                 break;
         case CHAT_TEMPLATE_ZEPHYR:
                 for (size_t i = 0; i < n; i++) {
+                        if (!role_is_basic(&msgs[i]))
+                                continue;
                         put(&o, "<|");
                         put(&o, msgs[i].role);
                         put(&o, "|>\n");

@@ -14,18 +14,19 @@
  *   chatml   <|im_start|>{role}\n{content}<|im_end|>\n ... [+ <|im_start|>assistant\n]
  *            (no BOS, no default system prompt)
  *   mistral  <s>[INST] {user}[/INST] {assistant}</s>... (v0.3: the system message is put
- *            before the last user message, separated by a blank line)
+ *            before the user message that ends the conversation, if one does, separated
+ *            by a blank line)
  *   gemma    <bos><start_of_turn>user\n{content}<end_of_turn>\n ... "assistant" is "model";
- *            gemma has no system role: the system text is merged into the first user turn
- *            as "{system}\n\n{user}" [+ <start_of_turn>model\n]
+ *            gemma has no system role: as Gemma 3's template does, the system text is
+ *            merged into the first turn as "{system}\n\n{content}" [+ <start_of_turn>model\n]
  *   phi3     <|{role}|>\n{content}<|end|>\n ... [+ <|assistant|>\n, else EOS]
  *   zephyr   <|{role}|>\n{content}{EOS}\n ... [+ <|assistant|>\n]
  *
  * bos_text and eos_text are the texts of the model's BOS and EOS tokens (NULL: empty);
  * the rendered prompt contains them as text, to be tokenized with parse_special and
- * add_special off. Roles other than system/user/assistant are rendered verbatim where
- * the family has a generic role slot (llama3, chatml, phi3, zephyr) and dropped
- * otherwise. */
+ * add_special off. Roles other than system/user/assistant are rendered verbatim by the
+ * families whose templates do that (llama3, chatml, gemma) and dropped by the others.
+ * A system message counts only as the first message (llama2, mistral, gemma). */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -142,6 +142,19 @@ START_TEST(test_render)
         check_render(CHAT_TEMPLATE_ZEPHYR, conv, 2, true, "<s>", "</s>",
                      "<|system|>\nYou are terse.</s>\n<|user|>\n Hi there </s>\n<|assistant|>\n");
         check_render(CHAT_TEMPLATE_CHATML, NULL, 0, true, NULL, NULL, "<|im_start|>assistant\n");
+        /* Mistral keeps the system text only when a user message ends the conversation */
+        check_render(CHAT_TEMPLATE_MISTRAL, conv, 3, false, "<s>", "</s>",
+                     "<s>[INST]  Hi there [/INST] Hello!</s>");
+        /* roles the family's template does not know are dropped (phi3, zephyr) or kept */
+        {
+                const ChatMessage tool[] = {{"user", "q"}, {"tool", "42"}};
+                check_render(CHAT_TEMPLATE_PHI3, tool, 2, true, NULL, "</s>",
+                             "<|user|>\nq<|end|>\n<|assistant|>\n");
+                check_render(CHAT_TEMPLATE_ZEPHYR, tool, 2, false, NULL, "</s>",
+                             "<|user|>\nq</s>\n");
+                check_render(CHAT_TEMPLATE_CHATML, tool, 2, false, NULL, NULL,
+                             "<|im_start|>user\nq<|im_end|>\n<|im_start|>tool\n42<|im_end|>\n");
+        }
 }
 END_TEST
 
