@@ -245,24 +245,49 @@ static bool type_is_special(uint8_t type)
                 type == TOKENIZER_TYPE_UNKNOWN;
 }
 
+/* tokenizer.ggml.pre names, as llama.cpp maps them (llama-vocab.cpp). */
+static const struct {
+        const char *name;
+        UnicodePreTokenizer kind;
+        bool ignore_merges;
+} pre_names[] = {
+        {"llama3", UNICODE_PRE_LLAMA3, true},
+        {"llama-v3", UNICODE_PRE_LLAMA3, true},
+        {"llama-bpe", UNICODE_PRE_LLAMA3, true},
+        {"falcon3", UNICODE_PRE_LLAMA3, true},
+        {"falcon-h1", UNICODE_PRE_LLAMA3, true},
+        {"pixtral", UNICODE_PRE_LLAMA3, true},
+        {"midm-2.0", UNICODE_PRE_LLAMA3, true},
+        {"lfm2", UNICODE_PRE_LLAMA3, true},
+        {"dbrx", UNICODE_PRE_LLAMA3, false},
+        {"smaug-bpe", UNICODE_PRE_LLAMA3, false},
+        {"glm4", UNICODE_PRE_LLAMA3, false},
+        {"chatglm-bpe", UNICODE_PRE_LLAMA3, false},
+        {"qwen2", UNICODE_PRE_QWEN2, false},
+        {"deepseek-r1-qwen", UNICODE_PRE_QWEN2, false},
+        {"kormo", UNICODE_PRE_QWEN2, false},
+        {"f2llmv2", UNICODE_PRE_QWEN2, false},
+        {"megrez", UNICODE_PRE_QWEN2, false},
+        {"stablelm2", UNICODE_PRE_QWEN2, false},
+        {"starcoder", UNICODE_PRE_GPT2_DIGITS, false},
+        {"refact", UNICODE_PRE_GPT2_DIGITS, false},
+        {"command-r", UNICODE_PRE_GPT2_DIGITS, false},
+        {"smollm", UNICODE_PRE_GPT2_DIGITS, false},
+        {"codeshell", UNICODE_PRE_GPT2_DIGITS, false},
+        {"exaone", UNICODE_PRE_GPT2_DIGITS, false},
+        {"minerva-7b", UNICODE_PRE_GPT2_DIGITS, false},
+};
+
 static UnicodePreTokenizer pre_from_name(const char *pre, bool *ret_ignore_merges)
 {
-        static const char *const llama3[] = {"llama3",    "llama-v3", "llama-bpe", "falcon3",
-                                             "falcon-h1", "pixtral",  "midm-2.0",  "lfm2"};
-        static const char *const qwen2[] = {"qwen2",   "deepseek-r1-qwen", "kormo",
-                                            "f2llmv2", "megrez",           "stablelm2"};
-
         *ret_ignore_merges = false;
-        if (!pre)
-                return UNICODE_PRE_GPT2;
-        for (size_t i = 0; i < ELEMENTSOF(llama3); i++)
-                if (streq(pre, llama3[i])) {
-                        *ret_ignore_merges = true;
-                        return UNICODE_PRE_LLAMA3;
-                }
-        for (size_t i = 0; i < ELEMENTSOF(qwen2); i++)
-                if (streq(pre, qwen2[i]))
-                        return UNICODE_PRE_QWEN2;
+        if (pre)
+                for (size_t i = 0; i < ELEMENTSOF(pre_names); i++)
+                        if (streq(pre, pre_names[i].name)) {
+                                *ret_ignore_merges = pre_names[i].ignore_merges;
+                                return pre_names[i].kind;
+                        }
+        /* "gpt-2" and kin; also our fallback for unknown and missing names */
         return UNICODE_PRE_GPT2;
 }
 

@@ -315,6 +315,23 @@ size_t unicode_pretokenize(UnicodePreTokenizer kind, const uint32_t *cpts, size_
         case UNICODE_PRE_QWEN2:
                 split_llama3(&s, 1);
                 break;
+        case UNICODE_PRE_GPT2_DIGITS:
+                /* Every number is a word of its own; GPT-2's expression splits the runs
+                 * in between, each on its own (it cannot look past their ends). */
+                for (size_t pos = 0; pos < n;) {
+                        size_t end = pos;
+                        if (unicode_cpt_flags(cpts[pos]) & UNICODE_NUMBER)
+                                end = pos + 1;
+                        else
+                                while (end < n && !(unicode_cpt_flags(cpts[end]) & UNICODE_NUMBER))
+                                        end++;
+                        Splitter sub = {
+                                .cpts = cpts + pos, .n = end - pos, .lens = lens + s.n_words};
+                        split_gpt2(&sub);
+                        s.n_words += sub.n_words;
+                        pos = end;
+                }
+                break;
         case UNICODE_PRE_GPT2:
         default:
                 split_gpt2(&s);

@@ -68,6 +68,8 @@ typedef enum UnicodePreTokenizer {
         UNICODE_PRE_LLAMA3,
         /* as LLAMA3 with \p{N} instead of \p{N}{1,3} */
         UNICODE_PRE_QWEN2,
+        /* \p{N} first, then GPT2 within the pieces between digits (StarCoder, SmolLM) */
+        UNICODE_PRE_GPT2_DIGITS,
 } UnicodePreTokenizer;
 
 /* Splits cpts[0..n) into words; writes their lengths (in code points, all > 0, summing

@@ -7,7 +7,7 @@
 llama.cpp comes from the npm package node-llama-cpp (pinned below, prebuilt binaries
 inside), installed on first use into NODE_LLAMA_CPP_DIR (default
 ~/.cache/cluster-ai/node-llama-cpp) with its postinstall download skipped. Synthetic
-vocabularies (SPM; BPE with the llama-bpe, qwen2 and gpt-2 pre-tokenizers) are written
+vocabularies (SPM; BPE with the llama-bpe, qwen2, gpt-2, smollm and dbrx pre-tokenizers) are written
 to a temporary directory; every string is tokenized by both, with and without
 parse_special, and the ids must be identical.
 
@@ -211,11 +211,15 @@ def main():
             "llama-bpe": os.path.join(tmp, "llama-bpe.gguf"),
             "qwen2": os.path.join(tmp, "qwen2.gguf"),
             "gpt-2": os.path.join(tmp, "gpt2.gguf"),
+            "smollm": os.path.join(tmp, "smollm.gguf"),
+            "dbrx": os.path.join(tmp, "dbrx.gguf"),
         }
         gguf_vocab.write_vocab_gguf(vocabs["spm"], spm)
         gguf_vocab.write_vocab_gguf(vocabs["llama-bpe"], bpe, pre="llama-bpe")
         gguf_vocab.write_vocab_gguf(vocabs["qwen2"], bpe, pre="qwen2", add_bos=False)
         gguf_vocab.write_vocab_gguf(vocabs["gpt-2"], bpe, pre="gpt-2", add_bos=False)
+        gguf_vocab.write_vocab_gguf(vocabs["smollm"], bpe, pre="smollm", add_bos=False)
+        gguf_vocab.write_vocab_gguf(vocabs["dbrx"], bpe, pre="dbrx", add_bos=False)
         for name, path in vocabs.items():
             for special in (False, True):
                 ref = llama_cpp_ids(nld, path, strings, special)
