@@ -233,6 +233,9 @@ static const char *const eog_texts[] = {
 
 static bool in_list(const char *const *list, size_t n, const char *s, size_t len)
 {
+        /* every listed text starts with one of these: skip the bulk of a vocabulary */
+        if (len == 0 || !strchr("<[_\xE2", s[0]))
+                return false;
         for (size_t i = 0; i < n; i++)
                 if (strlen(list[i]) == len && memcmp(list[i], s, len) == 0)
                         return true;

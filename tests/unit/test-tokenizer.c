@@ -507,6 +507,18 @@ START_TEST(test_unicode)
                 for (size_t i = 0; i < k; i++)
                         ck_assert_uint_eq(lens[i], want[i]);
         }
+        /* SmolLM: digits alone first, GPT-2 within the stretches between them */
+        s = "a 12b c";
+        n = strlen(s);
+        for (size_t i = 0; i < n; i++)
+                cpts[i] = (uint8_t)s[i];
+        k = unicode_pretokenize(UNICODE_PRE_GPT2_DIGITS, cpts, n, lens);
+        {
+                const size_t want[] = {1, 1, 1, 1, 1, 2}; /* a, " ", 1, 2, b, " c" */
+                ck_assert_uint_eq(k, ELEMENTSOF(want));
+                for (size_t i = 0; i < k; i++)
+                        ck_assert_uint_eq(lens[i], want[i]);
+        }
 }
 END_TEST
 
