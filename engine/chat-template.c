@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "basic/alloc-util.h"
 #include "basic/buf.h"
@@ -8,10 +10,11 @@
 #include "engine/chat-template.h"
 
 static const char *const names[_CHAT_TEMPLATE_MAX] = {
-        [CHAT_TEMPLATE_LLAMA2] = "llama2", [CHAT_TEMPLATE_LLAMA3] = "llama3",
-        [CHAT_TEMPLATE_CHATML] = "chatml", [CHAT_TEMPLATE_MISTRAL] = "mistral",
-        [CHAT_TEMPLATE_GEMMA] = "gemma",   [CHAT_TEMPLATE_PHI3] = "phi3",
-        [CHAT_TEMPLATE_ZEPHYR] = "zephyr",
+        [CHAT_TEMPLATE_LLAMA2] = "llama2",    [CHAT_TEMPLATE_LLAMA3] = "llama3",
+        [CHAT_TEMPLATE_CHATML] = "chatml",    [CHAT_TEMPLATE_MISTRAL] = "mistral",
+        [CHAT_TEMPLATE_GEMMA] = "gemma",      [CHAT_TEMPLATE_PHI3] = "phi3",
+        [CHAT_TEMPLATE_ZEPHYR] = "zephyr",    [CHAT_TEMPLATE_LLAMA31] = "llama3.1",
+        [CHAT_TEMPLATE_LLAMA32] = "llama3.2",
 };
 
 static const struct {
@@ -70,7 +73,9 @@ int chat_template_detect(const char *src, ChatTemplateKind *ret)
         else if (HAS("<start_of_turn>"))
                 k = CHAT_TEMPLATE_GEMMA;
         else if (HAS("<|start_header_id|>") && HAS("<|end_header_id|>"))
-                k = CHAT_TEMPLATE_LLAMA3;
+                k = !HAS("Cutting Knowledge Date") ? CHAT_TEMPLATE_LLAMA3
+                        : HAS("strftime_now")      ? CHAT_TEMPLATE_LLAMA32
+                                                   : CHAT_TEMPLATE_LLAMA31;
         else
                 goto fallback;
 #undef HAS
@@ -228,6 +233,81 @@ static void render_gemma(Out *o, const ChatMessage *m, size_t n, bool add_gen, c
                 put(o, "<start_of_turn>model\n");
 }
 
+/* Jinja's tojson as Hugging Face defines it: json.dumps(s, ensure_ascii=False). */
+static void put_json_string(Out *o, const char *s)
+{
+        put(o, "\"");
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char)*p;
+                char esc[8];
+                switch (c) {
+                case '"':
+                        put(o, "\\\"");
+                        break;
+                case '\\':
+                        put(o, "\\\\");
+                        break;
+                case '\b':
+                        put(o, "\\b");
+                        break;
+                case '\f':
+                        put(o, "\\f");
+                        break;
+                case '\n':
+                        put(o, "\\n");
+                        break;
+                case '\r':
+                        put(o, "\\r");
+                        break;
+                case '\t':
+                        put(o, "\\t");
+                        break;
+                default:
+                        if (c < 0x20) {
+                                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                                put(o, esc);
+                        } else
+                                put_n(o, p, 1);
+                }
+        }
+        put(o, "\"");
+}
+
+static void render_llama31(Out *o, const ChatMessage *m, size_t n, bool add_gen, const char *bos,
+                           const char *date)
+{
+        const char *system = "";
+        size_t i = 0;
+
+        if (n > 0 && role_is(&m[0], "system")) {
+                system = m[0].content;
+                i = 1;
+        }
+        put(o, bos);
+        put(o,
+            "<|start_header_id|>system<|end_header_id|>\n\n"
+            "Cutting Knowledge Date: December 2023\nToday Date: ");
+        put(o, date);
+        put(o, "\n\n");
+        put_trim(o, system);
+        put(o, "<|eot_id|>");
+        for (; i < n; i++) {
+                if (role_is(&m[i], "tool") || role_is(&m[i], "ipython")) {
+                        /* a string "is iterable" in Jinja: the template JSON-encodes it */
+                        put(o, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+                        put_json_string(o, m[i].content);
+                } else {
+                        put(o, "<|start_header_id|>");
+                        put(o, m[i].role);
+                        put(o, "<|end_header_id|>\n\n");
+                        put_trim(o, m[i].content);
+                }
+                put(o, "<|eot_id|>");
+        }
+        if (add_gen)
+                put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
 static bool role_is_basic(const ChatMessage *m)
 {
         return role_is(m, "system") || role_is(m, "user") || role_is(m, "assistant");
@@ -262,6 +342,23 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                 if (add_generation_prompt)
                         put(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
                 break;
+        case CHAT_TEMPLATE_LLAMA31:
+                render_llama31(&o, msgs, n, add_generation_prompt, bos, "26 Jul 2024");
+                break;
+        case CHAT_TEMPLATE_LLAMA32: {
+                /* strftime's %b follows the locale; the template's is English */
+                static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+                char date[32];
+                time_t now = time(NULL);
+                struct tm tm;
+                if (!localtime_r(&now, &tm))
+                        return -EINVAL;
+                snprintf(date, sizeof(date), "%02d %s %04d", tm.tm_mday, months[tm.tm_mon % 12],
+                         tm.tm_year + 1900);
+                render_llama31(&o, msgs, n, add_generation_prompt, bos, date);
+                break;
+        }
         case CHAT_TEMPLATE_CHATML:
                 for (size_t i = 0; i < n; i++) {
                         put(&o, "<|im_start|>");

@@ -21,6 +21,12 @@
  *            merged into the first turn as "{system}\n\n{content}" [+ <start_of_turn>model\n]
  *   phi3     <|{role}|>\n{content}<|end|>\n ... [+ <|assistant|>\n, else EOS]
  *   zephyr   <|{role}|>\n{content}{EOS}\n ... [+ <|assistant|>\n]
+ *   llama3.1 as llama3, but always opened by a system turn:
+ *            <|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December
+ *            2023\nToday Date: 26 Jul 2024\n\n{system, trimmed}<|eot_id|>; tool results
+ *            go in an "ipython" turn as a JSON string
+ *   llama3.2 as llama3.1 with today's date (local time, "%d %b %Y"), as the template's
+ *            strftime_now() gives it
  *
  * bos_text and eos_text are the texts of the model's BOS and EOS tokens (NULL: empty);
  * the rendered prompt contains them as text, to be tokenized with parse_special and
@@ -44,6 +50,8 @@ typedef enum ChatTemplateKind {
         CHAT_TEMPLATE_GEMMA,
         CHAT_TEMPLATE_PHI3,
         CHAT_TEMPLATE_ZEPHYR,
+        CHAT_TEMPLATE_LLAMA31, /* added: Llama 3.1's system header, fixed date */
+        CHAT_TEMPLATE_LLAMA32, /* added: Llama 3.2's system header, today's date */
         _CHAT_TEMPLATE_MAX
 } ChatTemplateKind;
 
@@ -60,7 +68,8 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                         bool add_generation_prompt, const char *bos_text, const char *eos_text,
                         char **ret);
 
-/* "llama2", "llama3", "chatml", "mistral", "gemma", "phi3", "zephyr"; NULL if invalid. */
+/* "llama2", "llama3", "chatml", "mistral", "gemma", "phi3", "zephyr", "llama3.1",
+ * "llama3.2"; NULL if invalid. */
 const char *chat_template_name(ChatTemplateKind k);
 /* The reverse (also accepts a few llama.cpp aliases); -EINVAL if unknown. */
 int chat_template_from_name(const char *name, ChatTemplateKind *ret);

@@ -47,7 +47,17 @@ static const struct {
          "message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n"
          "{{ '<|assistant|>\\n'  + message['content'] + eos_token }}\n{% endif %}\n{% endfor %}",
          CHAT_TEMPLATE_ZEPHYR},
+        {"{{- bos_token }}{%- if not date_string is defined %}{%- set date_string = \"26 Jul "
+         "2024\" %}"
+         "{%- endif %}{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}"
+         "{{- \"Cutting Knowledge Date: December 2023\\n\" }}",
+         CHAT_TEMPLATE_LLAMA31},
+        {"{%- if strftime_now is defined %}{%- set date_string = strftime_now(\"%d %b %Y\") %}"
+         "{%- endif %}{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}"
+         "{{- \"Cutting Knowledge Date: December 2023\\n\" }}",
+         CHAT_TEMPLATE_LLAMA32},
         {"chatml", CHAT_TEMPLATE_CHATML},
+        {"llama3.2", CHAT_TEMPLATE_LLAMA32},
         {"gemma", CHAT_TEMPLATE_GEMMA},
         {"mistral-v3", CHAT_TEMPLATE_MISTRAL},
 };
@@ -142,6 +152,33 @@ START_TEST(test_render)
         check_render(CHAT_TEMPLATE_ZEPHYR, conv, 2, true, "<s>", "</s>",
                      "<|system|>\nYou are terse.</s>\n<|user|>\n Hi there </s>\n<|assistant|>\n");
         check_render(CHAT_TEMPLATE_CHATML, NULL, 0, true, NULL, NULL, "<|im_start|>assistant\n");
+        check_render(CHAT_TEMPLATE_LLAMA31, conv + 1, 1, true, "<|begin_of_text|>", NULL,
+                     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                     "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+                     "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                     "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        {
+                const ChatMessage tool[] = {{"system", " S "}, {"tool", "a\"b\n\x01"}};
+                check_render(CHAT_TEMPLATE_LLAMA31, tool, 2, false, "", NULL,
+                             "<|start_header_id|>system<|end_header_id|>\n\n"
+                             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul "
+                             "2024\n\nS<|eot_id|>"
+                             "<|start_header_id|>ipython<|end_header_id|>\n\n\"a\\\"b\\n\\u0001\"<|"
+                             "eot_id|>");
+        }
+        {
+                /* today's date: "DD Mon YYYY" after "Today Date: " */
+                _cleanup_free_ char *out = NULL;
+                const char *d;
+                ck_assert_int_eq(chat_template_apply(CHAT_TEMPLATE_LLAMA32, conv + 1, 1, false, "",
+                                                     NULL, &out),
+                                 0);
+                d = strstr(out, "Today Date: ");
+                ck_assert_ptr_nonnull(d);
+                d += strlen("Today Date: ");
+                ck_assert(d[0] >= '0' && d[0] <= '3' && d[2] == ' ' && d[6] == ' ' &&
+                          d[11] == '\n');
+        }
         /* Mistral keeps the system text only when a user message ends the conversation */
         check_render(CHAT_TEMPLATE_MISTRAL, conv, 3, false, "<s>", "</s>",
                      "<s>[INST]  Hi there [/INST] Hello!</s>");
