@@ -14,7 +14,8 @@ static const char *const names[_CHAT_TEMPLATE_MAX] = {
         [CHAT_TEMPLATE_CHATML] = "chatml",    [CHAT_TEMPLATE_MISTRAL] = "mistral",
         [CHAT_TEMPLATE_GEMMA] = "gemma",      [CHAT_TEMPLATE_PHI3] = "phi3",
         [CHAT_TEMPLATE_ZEPHYR] = "zephyr",    [CHAT_TEMPLATE_LLAMA31] = "llama3.1",
-        [CHAT_TEMPLATE_LLAMA32] = "llama3.2",
+        [CHAT_TEMPLATE_LLAMA32] = "llama3.2", [CHAT_TEMPLATE_QWEN2] = "qwen2",
+        [CHAT_TEMPLATE_QWEN25] = "qwen2.5",
 };
 
 static const struct {
@@ -24,7 +25,7 @@ static const struct {
         {"llama2-sys", CHAT_TEMPLATE_LLAMA2},       {"llama2-sys-bos", CHAT_TEMPLATE_LLAMA2},
         {"llama2-sys-strip", CHAT_TEMPLATE_LLAMA2}, {"mistral-v1", CHAT_TEMPLATE_MISTRAL},
         {"mistral-v3", CHAT_TEMPLATE_MISTRAL},      {"mistral-v3-tekken", CHAT_TEMPLATE_MISTRAL},
-        {"mistral-v7", CHAT_TEMPLATE_MISTRAL},      {"qwen2", CHAT_TEMPLATE_CHATML},
+        {"mistral-v7", CHAT_TEMPLATE_MISTRAL},      {"qwen", CHAT_TEMPLATE_QWEN2},
 };
 
 const char *chat_template_name(ChatTemplateKind k)
@@ -62,7 +63,9 @@ int chat_template_detect(const char *src, ChatTemplateKind *ret)
                 goto found;
         /* Same order of tests as llama.cpp: some markers occur in several families. */
         if (HAS("<|im_start|>"))
-                k = CHAT_TEMPLATE_CHATML;
+                k = HAS("You are Qwen, created by Alibaba Cloud") ? CHAT_TEMPLATE_QWEN25
+                        : HAS("You are a helpful assistant")      ? CHAT_TEMPLATE_QWEN2
+                                                                  : CHAT_TEMPLATE_CHATML;
         else if (startswith(src, "mistral") || HAS("[INST]"))
                 k = HAS("<<SYS>>") ? CHAT_TEMPLATE_LLAMA2 : CHAT_TEMPLATE_MISTRAL;
         else if (HAS("<|assistant|>") && HAS("<|end|>"))
@@ -313,6 +316,41 @@ static bool role_is_basic(const ChatMessage *m)
         return role_is(m, "system") || role_is(m, "user") || role_is(m, "assistant");
 }
 
+static void put_chatml_turn(Out *o, const char *role, const char *content)
+{
+        put(o, "<|im_start|>");
+        put(o, role);
+        put(o, "\n");
+        put(o, content);
+        put(o, "<|im_end|>\n");
+}
+
+static void render_qwen(Out *o, const ChatMessage *m, size_t n, bool add_gen, bool v25)
+{
+        const char *dflt = v25
+                ? "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+                : "You are a helpful assistant.";
+
+        /* Qwen2 adds the default inside its message loop, so not for an empty one */
+        if ((n > 0 || v25) && !(n > 0 && role_is(&m[0], "system")))
+                put_chatml_turn(o, "system", dflt);
+        for (size_t i = 0; i < n; i++) {
+                if (v25 && role_is(&m[i], "tool")) {
+                        /* consecutive tool results share one user turn */
+                        if (i == 0 || !role_is(&m[i - 1], "tool"))
+                                put(o, "<|im_start|>user");
+                        put(o, "\n<tool_response>\n");
+                        put(o, m[i].content);
+                        put(o, "\n</tool_response>");
+                        if (i + 1 == n || !role_is(&m[i + 1], "tool"))
+                                put(o, "<|im_end|>\n");
+                } else if (!v25 || role_is_basic(&m[i]))
+                        put_chatml_turn(o, m[i].role, m[i].content);
+        }
+        if (add_gen)
+                put(o, "<|im_start|>assistant\n");
+}
+
 int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                         bool add_generation_prompt, const char *bos_text, const char *eos_text,
                         char **ret)
@@ -359,6 +397,10 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                 render_llama31(&o, msgs, n, add_generation_prompt, bos, date);
                 break;
         }
+        case CHAT_TEMPLATE_QWEN2:
+        case CHAT_TEMPLATE_QWEN25:
+                render_qwen(&o, msgs, n, add_generation_prompt, k == CHAT_TEMPLATE_QWEN25);
+                break;
         case CHAT_TEMPLATE_CHATML:
                 for (size_t i = 0; i < n; i++) {
                         put(&o, "<|im_start|>");

@@ -27,6 +27,11 @@
  *            go in an "ipython" turn as a JSON string
  *   llama3.2 as llama3.1 with today's date (local time, "%d %b %Y"), as the template's
  *            strftime_now() gives it
+ *   qwen2    chatml, with "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+ *            first when the conversation does not start with a system message
+ *   qwen2.5  chatml, with "You are Qwen, created by Alibaba Cloud. You are a helpful
+ *            assistant." as that default; tool results go into a user turn as
+ *            "\n<tool_response>\n{content}\n</tool_response>" blocks
  *
  * bos_text and eos_text are the texts of the model's BOS and EOS tokens (NULL: empty);
  * the rendered prompt contains them as text, to be tokenized with parse_special and
@@ -52,6 +57,8 @@ typedef enum ChatTemplateKind {
         CHAT_TEMPLATE_ZEPHYR,
         CHAT_TEMPLATE_LLAMA31, /* added: Llama 3.1's system header, fixed date */
         CHAT_TEMPLATE_LLAMA32, /* added: Llama 3.2's system header, today's date */
+        CHAT_TEMPLATE_QWEN2, /* added: ChatML with Qwen2's default system prompt */
+        CHAT_TEMPLATE_QWEN25, /* added: ChatML with Qwen2.5's default system prompt */
         _CHAT_TEMPLATE_MAX
 } ChatTemplateKind;
 
@@ -69,7 +76,7 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                         char **ret);
 
 /* "llama2", "llama3", "chatml", "mistral", "gemma", "phi3", "zephyr", "llama3.1",
- * "llama3.2"; NULL if invalid. */
+ * "llama3.2", "qwen2", "qwen2.5"; NULL if invalid. */
 const char *chat_template_name(ChatTemplateKind k);
 /* The reverse (also accepts a few llama.cpp aliases); -EINVAL if unknown. */
 int chat_template_from_name(const char *name, ChatTemplateKind *ret);

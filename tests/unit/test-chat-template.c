@@ -27,6 +27,16 @@ static const struct {
          "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
          "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
          "{% endfor %}",
+         CHAT_TEMPLATE_QWEN2},
+        {"{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + "
+         "messages[0]['content'] + "
+         "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba "
+         "Cloud. "
+         "You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}",
+         CHAT_TEMPLATE_QWEN25},
+        {"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+         "message['content'] + "
+         "'<|im_end|>' + '\\n'}}{% endfor %}",
          CHAT_TEMPLATE_CHATML},
         {"{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
          "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' "
@@ -178,6 +188,23 @@ START_TEST(test_render)
                 d += strlen("Today Date: ");
                 ck_assert(d[0] >= '0' && d[0] <= '3' && d[2] == ' ' && d[6] == ' ' &&
                           d[11] == '\n');
+        }
+        check_render(CHAT_TEMPLATE_QWEN2, conv + 3, 1, true, NULL, NULL,
+                     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                     "<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n");
+        check_render(CHAT_TEMPLATE_QWEN2, NULL, 0, true, NULL, NULL, "<|im_start|>assistant\n");
+        check_render(CHAT_TEMPLATE_QWEN25, conv, 1, false, NULL, NULL,
+                     "<|im_start|>system\nYou are terse.<|im_end|>\n");
+        {
+                const ChatMessage tool[] = {
+                        {"user", "q"}, {"tool", "1"}, {"tool", "2"}, {"user", "r"}};
+                check_render(
+                        CHAT_TEMPLATE_QWEN25, tool, 4, false, NULL, NULL,
+                        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
+                        "helpful "
+                        "assistant.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>user\n"
+                        "<tool_response>\n1\n</tool_response>\n<tool_response>\n2\n</tool_response>"
+                        "<|im_end|>\n<|im_start|>user\nr<|im_end|>\n");
         }
         /* Mistral keeps the system text only when a user message ends the conversation */
         check_render(CHAT_TEMPLATE_MISTRAL, conv, 3, false, "<s>", "</s>",
