@@ -45,7 +45,7 @@ enum {
 /* Limits past which tokenizer_new() refuses a vocabulary as absurd (-EINVAL). */
 #define TOKENIZER_MAX_TOKENS (1U << 24)
 #define TOKENIZER_MAX_MERGES (1U << 24)
-#define TOKENIZER_MAX_TOKEN_LEN 4096U
+#define TOKENIZER_MAX_TOKEN_LEN 65536U
 
 /* A borrowed view of the tokenizer.ggml.* metadata. Strings are NOT NUL-terminated (they
  * point into the GGUF mapping) and are copied by tokenizer_new(). */
