@@ -43,8 +43,8 @@ enum {
 };
 
 /* Limits past which tokenizer_new() refuses a vocabulary as absurd (-EINVAL). */
-#define TOKENIZER_MAX_TOKENS (1U << 24)
-#define TOKENIZER_MAX_MERGES (1U << 24)
+#define TOKENIZER_MAX_TOKENS (1U << 22)
+#define TOKENIZER_MAX_MERGES (1U << 22)
 #define TOKENIZER_MAX_TOKEN_LEN 65536U
 
 /* A borrowed view of the tokenizer.ggml.* metadata. Strings are NOT NUL-terminated (they
