@@ -208,6 +208,7 @@ def main():
         bpe = gguf_vocab.bpe_vocab()
         vocabs = {
             "spm": os.path.join(tmp, "spm.gguf"),
+            "spm-no-prefix": os.path.join(tmp, "spm-no-prefix.gguf"),
             "llama-bpe": os.path.join(tmp, "llama-bpe.gguf"),
             "qwen2": os.path.join(tmp, "qwen2.gguf"),
             "gpt-2": os.path.join(tmp, "gpt2.gguf"),
@@ -215,6 +216,7 @@ def main():
             "dbrx": os.path.join(tmp, "dbrx.gguf"),
         }
         gguf_vocab.write_vocab_gguf(vocabs["spm"], spm)
+        gguf_vocab.write_vocab_gguf(vocabs["spm-no-prefix"], dict(spm, add_space_prefix=False))
         gguf_vocab.write_vocab_gguf(vocabs["llama-bpe"], bpe, pre="llama-bpe")
         gguf_vocab.write_vocab_gguf(vocabs["qwen2"], bpe, pre="qwen2", add_bos=False)
         gguf_vocab.write_vocab_gguf(vocabs["gpt-2"], bpe, pre="gpt-2", add_bos=False)
