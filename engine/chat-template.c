@@ -90,6 +90,45 @@ fallback:
         return 0;
 }
 
+int chat_template_default_system(const char *src, char **ret)
+{
+        static const char marker[] = "<|im_start|>system";
+
+        if (!src || !ret)
+                return -EINVAL;
+        for (const char *p = strstr(src, marker); p; p = strstr(p + 1, marker)) {
+                const char *q = p + strlen(marker);
+                _cleanup_free_ char *text = NULL;
+                size_t n = 0;
+
+                /* the newline after the role, raw or escaped in the literal */
+                if (*q == '\n')
+                        q++;
+                else if (q[0] == '\\' && q[1] == 'n')
+                        q += 2;
+                else
+                        continue;
+                text = malloc(strlen(q) + 1);
+                if (!text)
+                        return -ENOMEM;
+                for (;; q++) {
+                        if (!*q || *q == '\'' || *q == '"')
+                                break; /* not one constant literal */
+                        if (startswith(q, "<|im_end|>")) {
+                                text[n] = 0;
+                                *ret = TAKE_PTR(text);
+                                return 1;
+                        }
+                        if (*q == '\\' && q[1]) {
+                                q++;
+                                text[n++] = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q;
+                        } else
+                                text[n++] = *q;
+                }
+        }
+        return 0;
+}
+
 /* Jinja's trim / Python's strip() for the ASCII blanks. */
 static void trimmed(const char *s, const char **ret_p, size_t *ret_n)
 {

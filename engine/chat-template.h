@@ -75,6 +75,14 @@ int chat_template_apply(ChatTemplateKind k, const ChatMessage *msgs, size_t n,
                         bool add_generation_prompt, const char *bos_text, const char *eos_text,
                         char **ret);
 
+/* The default system prompt a ChatML template inserts when the conversation has none
+ * (Qwen2's, SmolLM2's, ...): the constant text of a '<|im_start|>system\n...<|im_end|>'
+ * string literal in the source, with its escapes decoded. Returns 1 and a new string, 0
+ * when the template has no such literal, -EINVAL, -ENOMEM. A caller rendering with
+ * CHAT_TEMPLATE_CHATML puts it first as a system message when the conversation does not
+ * start with one; the qwen2 and qwen2.5 families already do. */
+int chat_template_default_system(const char *jinja_source, char **ret);
+
 /* "llama2", "llama3", "chatml", "mistral", "gemma", "phi3", "zephyr", "llama3.1",
  * "llama3.2", "qwen2", "qwen2.5"; NULL if invalid. */
 const char *chat_template_name(ChatTemplateKind k);

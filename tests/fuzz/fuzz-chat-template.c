@@ -30,6 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (chat_template_from_name(src, &kind) == 0 && chat_template_detect(src, &kind) != 1)
                 abort();
 
+        {
+                _cleanup_free_ char *dflt = NULL;
+                r = chat_template_default_system(src, &dflt);
+                if (r < 0 || (r > 0) != (dflt != NULL) || (dflt && strstr(dflt, "<|im_end|>")))
+                        abort();
+        }
+
         /* messages: NUL-terminated text split at newlines */
         for (p = strtok_r(src, "\n", &save); p && n < ELEMENTSOF(msgs);
              p = strtok_r(NULL, "\n", &save)) {

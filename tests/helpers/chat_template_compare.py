@@ -52,6 +52,8 @@ TEMPLATES = {
     "qwen2": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
     # Qwen/Qwen2.5-0.5B-Instruct, tool definitions and calls removed
     "qwen2.5": '{%- if tools %}\n    {{- raise_exception("tools are not part of this test") }}\n{%- else %}\n    {%- if messages[0][\'role\'] == \'system\' %}\n        {{- \'<|im_start|>system\\n\' + messages[0][\'content\'] + \'<|im_end|>\\n\' }}\n    {%- else %}\n        {{- \'<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n\' }}\n    {%- endif %}\n{%- endif %}\n{%- for message in messages %}\n    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}\n        {{- \'<|im_start|>\' + message.role + \'\\n\' + message.content + \'<|im_end|>\' + \'\\n\' }}\n    {%- elif message.role == "tool" %}\n        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}\n            {{- \'<|im_start|>user\' }}\n        {%- endif %}\n        {{- \'\\n<tool_response>\\n\' }}\n        {{- message.content }}\n        {{- \'\\n</tool_response>\' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}\n            {{- \'<|im_end|>\\n\' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- \'<|im_start|>assistant\\n\' }}\n{%- endif %}\n',
+    # HuggingFaceTB/SmolLM2-360M-Instruct: ChatML with a default system prompt
+    "smollm2": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
     # teknium/OpenHermes-2.5-Mistral-7B (plain ChatML)
     "chatml": (
         "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -138,6 +140,7 @@ TOKENS = {
     "llama2": ("<s>", "</s>"),
     "llama3": ("<|begin_of_text|>", "<|eot_id|>"),
     "chatml": ("<s>", "<|im_end|>"),
+    "smollm2": ("<|im_start|>", "<|im_end|>"),
     "qwen2": ("", "<|im_end|>"),
     "qwen2.5": ("", "<|im_end|>"),
     "llama3.1": ("<|begin_of_text|>", "<|eot_id|>"),
@@ -216,7 +219,7 @@ def main():
     for c, r, o in zip(cases, ref, ours):
         kind, _, hexout = o.partition(" ")
         text = bytes.fromhex(hexout).decode("utf-8")
-        if kind != c["name"]:
+        if kind != {"smollm2": "chatml"}.get(c["name"], c["name"]):
             failures += 1
             print("DETECTED %s as %s" % (c["name"], kind))
         elif isinstance(r, dict):

@@ -5,7 +5,8 @@
  *
  * Each input line: TEMPLATE_SOURCE_HEX GEN BOS_HEX EOS_HEX [ROLE_HEX CONTENT_HEX]...
  * (an empty field is "-"). The template family is detected from the source. Each output
- * line: the detected family name, a space, the rendered prompt in hex. */
+ * line: the detected family name, a space, the rendered prompt in hex. For ChatML the
+ * template's default system prompt goes first when the conversation has none. */
 #include <stdio.h>
 #include <string.h>
 
@@ -37,7 +38,8 @@ int main(void)
 
         while (getline(&line, &cap, stdin) >= 0) {
                 char *fields[66], *save = NULL, *out = NULL;
-                ChatMessage msgs[32];
+                _cleanup_free_ char *dflt = NULL;
+                ChatMessage msgs[33];
                 ChatTemplateKind k;
                 size_t nf = 0, nm;
                 char *text[66] = {};
@@ -59,6 +61,13 @@ int main(void)
                         msgs[i] =
                                 (ChatMessage){.role = text[4 + 2 * i], .content = text[5 + 2 * i]};
                 (void)chat_template_detect(text[0], &k);
+                /* what the engine does with ChatML templates that carry a default prompt */
+                if (k == CHAT_TEMPLATE_CHATML && nm > 0 && strcmp(msgs[0].role, "system") != 0 &&
+                    chat_template_default_system(text[0], &dflt) > 0) {
+                        memmove(msgs + 1, msgs, nm * sizeof(ChatMessage));
+                        msgs[0] = (ChatMessage){.role = "system", .content = dflt};
+                        nm++;
+                }
                 if (chat_template_apply(k, msgs, nm, fields[1][0] == '1', text[2], text[3], &out) <
                     0) {
                         fprintf(stderr, "render failed\n");

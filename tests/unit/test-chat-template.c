@@ -92,6 +92,41 @@ START_TEST(test_detect)
 }
 END_TEST
 
+START_TEST(test_default_system)
+{
+        char *out = NULL;
+
+        /* SmolLM2's template, newlines raw inside the literal */
+        ck_assert_int_eq(
+                chat_template_default_system(
+                        "{% for message in messages %}{% if loop.first and messages[0]['role'] "
+                        "!= 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant "
+                        "named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}",
+                        &out),
+                1);
+        ck_assert_str_eq(out,
+                         "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+        out = mfree(out);
+        /* escaped newline and quote */
+        ck_assert_int_eq(chat_template_default_system(
+                                 "{{ '<|im_start|>system\\nIt\\'s me.<|im_end|>' }}", &out),
+                         1);
+        ck_assert_str_eq(out, "It's me.");
+        out = mfree(out);
+        /* the generic ChatML template builds the system turn from the message */
+        ck_assert_int_eq(
+                chat_template_default_system("{{'<|im_start|>' + message['role'] + '\\n'}}", &out),
+                0);
+        ck_assert_int_eq(
+                chat_template_default_system("'<|im_start|>system\\n' + x + '<|im_end|>'", &out),
+                0);
+        ck_assert_int_eq(chat_template_default_system("<|im_start|>system\\nunterminated", &out),
+                         0);
+        ck_assert_ptr_null(out);
+        ck_assert_int_eq(chat_template_default_system(NULL, &out), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_names)
 {
         ChatTemplateKind k;
@@ -246,6 +281,7 @@ static Suite *chat_template_suite(void)
 
         tcase_add_test(tc, test_detect);
         tcase_add_test(tc, test_names);
+        tcase_add_test(tc, test_default_system);
         tcase_add_test(tc, test_render);
         tcase_add_test(tc, test_invalid);
         suite_add_tcase(s, tc);
