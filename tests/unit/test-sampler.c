@@ -154,6 +154,35 @@ START_TEST(test_top_k_top_p_min_p)
 }
 END_TEST
 
+START_TEST(test_distribution)
+{
+        /* softmax of {0, ln 2, ln 4} at temperature 1: 1/7, 2/7, 4/7 */
+        const float logits[] = {0.0f, 0.6931472f, 1.3862944f};
+        SamplerParams p = plain(1.0f, 2024);
+        unsigned count[3] = {};
+        Sampler *s;
+
+        ck_assert_int_eq(sampler_new(&p, 3, &s), 0);
+        for (int i = 0; i < 7000; i++)
+                count[sampler_sample(s, logits)]++;
+        sampler_free(s);
+        /* a fixed seed: the counts are fixed too; the bounds are ~4 sigma */
+        ck_assert(count[0] > 1000 - 120 && count[0] < 1000 + 120);
+        ck_assert(count[1] > 2000 - 160 && count[1] < 2000 + 160);
+        ck_assert(count[2] > 4000 - 170 && count[2] < 4000 + 170);
+
+        /* temperature 2 flattens: weights 1, 2^0.5, 2 */
+        p = plain(2.0f, 2024);
+        memset(count, 0, sizeof(count));
+        ck_assert_int_eq(sampler_new(&p, 3, &s), 0);
+        for (int i = 0; i < 7000; i++)
+                count[sampler_sample(s, logits)]++;
+        sampler_free(s);
+        ck_assert(count[0] > 1587 - 160 && count[0] < 1587 + 160);
+        ck_assert(count[2] > 3175 - 170 && count[2] < 3175 + 170);
+}
+END_TEST
+
 START_TEST(test_penalties)
 {
         const float logits[] = {2.0f, 1.9f, -1.0f, -1.05f};
@@ -262,6 +291,7 @@ static Suite *sampler_suite(void)
         tcase_add_test(tc, test_greedy);
         tcase_add_test(tc, test_seed_reproducible);
         tcase_add_test(tc, test_top_k_top_p_min_p);
+        tcase_add_test(tc, test_distribution);
         tcase_add_test(tc, test_penalties);
         tcase_add_test(tc, test_large_vocab);
         tcase_add_test(tc, test_invalid);
