@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Deterministic synthetic tokenizer vocabularies for tests (no downloads).
 
-spm_vocab()  a SentencePiece-style ("llama") vocabulary: <unk> <s> </s>, the 256 byte
+spm_vocab(n_merges, corpus)  a SentencePiece-style ("llama") vocabulary: <unk> <s> </s>, the 256 byte
              tokens <0x00>..<0xFF>, every character of the corpus, then pieces with the
              U+2581 word marker learned by byte-pair merging over the corpus; scores fall
              with merge order, so earlier merges win.
-bpe_vocab()  a GPT-2-style byte-level vocabulary: the 256 byte symbols of GPT-2's
+bpe_vocab(n_merges, corpus)  a GPT-2-style byte-level vocabulary: the 256 byte symbols of GPT-2's
              alphabet, merges learned from the same corpus (words split roughly the way
              Llama 3 splits them), and special tokens of Llama 3 (<|begin_of_text|>,
              <|eot_id|>, ...) and Qwen2 (<|im_start|>, <|im_end|>, <|endoftext|>).
@@ -54,6 +54,20 @@ and   multiple   spaces    here.
 
 SPM_SPACE = "\u2581"
 
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sta", "the", "ing", "tion", "er", "an", "\u4e2d",
+             "\u6587", "\u5b57", "\u00f6", "\u00df", "\u0439", "\u0442\u044c", " ", "  ", ",",
+             ".", "1", "23", "\n", "'s", "\t"]
+
+
+def synthetic_text(n, seed=7):
+    """n syllables picked by a fixed LCG: more text to learn bigger vocabularies from."""
+    x = seed
+    out = []
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        out.append(SYLLABLES[(x >> 33) % len(SYLLABLES)])
+    return "".join(out)
+
 
 def _learn_merges(words, n_merges):
     """Classic BPE over a {tuple(symbols): count} dict; returns [(left, right)]."""
@@ -88,7 +102,7 @@ def _learn_merges(words, n_merges):
     return merges
 
 
-def spm_vocab(n_merges=400):
+def spm_vocab(n_merges=400, corpus=CORPUS):
     tokens = ["<unk>", "<s>", "</s>"]
     types = [TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_CONTROL]
     scores = [0.0, 0.0, 0.0]
@@ -99,7 +113,7 @@ def spm_vocab(n_merges=400):
     seen = set(tokens)
 
     words = {}
-    for line in CORPUS.split("\n"):
+    for line in corpus.split("\n"):
         for w in line.split(" "):
             if w:
                 w = SPM_SPACE + w
@@ -172,12 +186,12 @@ SPECIAL_LLAMA3 = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
 SPECIAL_QWEN2 = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def bpe_vocab(n_merges=600):
+def bpe_vocab(n_merges=600, corpus=CORPUS):
     bmap = gpt2_byte_map()
     tokens = [bmap[b] for b in sorted(bmap, key=lambda b: ord(bmap[b]))]
     seen = set(tokens)
     words = {}
-    for m in _WORD_RE.finditer(CORPUS):
+    for m in _WORD_RE.finditer(corpus):
         w = "".join(bmap[b] for b in m.group(0).encode("utf-8"))
         t = tuple(w)
         words[t] = words.get(t, 0) + 1

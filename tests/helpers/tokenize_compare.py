@@ -202,10 +202,14 @@ def main():
     nld = ensure_node_llama_cpp()
     failures = 0
     checked = 0
-    strings = STRINGS + random_strings(400)
+    strings = STRINGS + random_strings(400) + [
+        gguf_vocab.synthetic_text(40 + i, seed=1000 + i) for i in range(60)]
     with tempfile.TemporaryDirectory() as tmp:
         spm = gguf_vocab.spm_vocab()
         bpe = gguf_vocab.bpe_vocab()
+        big_text = gguf_vocab.CORPUS + gguf_vocab.synthetic_text(6000)
+        spm_big = gguf_vocab.spm_vocab(1500, big_text)
+        bpe_big = gguf_vocab.bpe_vocab(2000, big_text)
         vocabs = {
             "spm": os.path.join(tmp, "spm.gguf"),
             "spm-no-prefix": os.path.join(tmp, "spm-no-prefix.gguf"),
@@ -214,6 +218,9 @@ def main():
             "gpt-2": os.path.join(tmp, "gpt2.gguf"),
             "smollm": os.path.join(tmp, "smollm.gguf"),
             "dbrx": os.path.join(tmp, "dbrx.gguf"),
+            "spm-big": os.path.join(tmp, "spm-big.gguf"),
+            "llama-bpe-big": os.path.join(tmp, "llama-bpe-big.gguf"),
+            "qwen2-big": os.path.join(tmp, "qwen2-big.gguf"),
         }
         gguf_vocab.write_vocab_gguf(vocabs["spm"], spm)
         gguf_vocab.write_vocab_gguf(vocabs["spm-no-prefix"], dict(spm, add_space_prefix=False))
@@ -222,6 +229,9 @@ def main():
         gguf_vocab.write_vocab_gguf(vocabs["gpt-2"], bpe, pre="gpt-2", add_bos=False)
         gguf_vocab.write_vocab_gguf(vocabs["smollm"], bpe, pre="smollm", add_bos=False)
         gguf_vocab.write_vocab_gguf(vocabs["dbrx"], bpe, pre="dbrx", add_bos=False)
+        gguf_vocab.write_vocab_gguf(vocabs["spm-big"], spm_big)
+        gguf_vocab.write_vocab_gguf(vocabs["llama-bpe-big"], bpe_big, pre="llama-bpe")
+        gguf_vocab.write_vocab_gguf(vocabs["qwen2-big"], bpe_big, pre="qwen2", add_bos=False)
         for name, path in vocabs.items():
             for special in (False, True):
                 ref = llama_cpp_ids(nld, path, strings, special)
