@@ -10,7 +10,8 @@
  *              fall back to byte tokens <0xNN>.
  *   "gpt2"  -> TOKENIZER_BPE: byte-level BPE. The text is split into words by the
  *              pre-tokenizer named in tokenizer.ggml.pre ("llama-bpe"/"llama3" and kin:
- *              Llama 3; "qwen2" and kin: Qwen2; anything else: GPT-2's expression),
+ *              Llama 3; "qwen2" and kin: Qwen2; "smollm"/"starcoder" and kin: digits
+ *              alone, then GPT-2's; anything else: GPT-2's expression),
  *              every byte is mapped to GPT-2's printable alphabet, then symbols are
  *              merged by merge rank, lowest first.
  *
