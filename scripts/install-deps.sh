@@ -13,7 +13,7 @@ pkgs=(
   check libclang-rt-14-dev
   # running and testing the daemons
   systemd avahi-daemon avahi-utils dbus iproute2 procps psmisc util-linux
-  python3 python3-yaml
+  python3 python3-yaml unicode-data
   # benchmarks
   hyperfine time fio
 )
