@@ -13,9 +13,9 @@ pkgs=(
   check libclang-rt-14-dev
   # running and testing the daemons
   systemd avahi-daemon avahi-utils dbus iproute2 procps psmisc util-linux
-  python3 python3-yaml unicode-data
+  python3 python3-yaml unicode-data nodejs npm
   # benchmarks
-  hyperfine time fio
+  hyperfine time fio cmake g++ git
 )
 
 SUDO=

@@ -9,15 +9,16 @@ The weights are pseudo-random (same seed, same bytes) and are generated and quan
 `engine-tool gen-tensor`, which uses the engine's reference quantizers, so this script
 needs nothing beyond the standard library. Shapes:
 
-    tiny    n_embd 256, 2 layers, 4 heads (GQA 2), ff 512, vocab ~600
-    small   n_embd 256, 2 layers, 4 heads (no GQA unless --gqa), ff 768, vocab ~1000
-    medium  n_embd 512, 4 layers, 8 heads (GQA 2), ff 1536, vocab ~4000
+    tiny    n_embd 256, 2 layers, 4 heads (GQA 2), ff 512, vocab >= 600
+    small   n_embd 256, 2 layers, 4 heads (no GQA unless --gqa), ff 768, vocab >= 1000
+    medium  n_embd 512, 4 layers, 8 heads (GQA 2), ff 1536, vocab 4000
     110m    n_embd 768, 12 layers, 12 heads (GQA 4), ff 2048, vocab 16384
     1b      n_embd 2048, 22 layers, 32 heads (GQA 4), ff 5632, vocab 32000 (TinyLlama's shape)
 
 Types: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K, and Q4_K_M (Q4_K with Q6_K for the output,
 and for attn_v and ffn_down in some layers, as llama.cpp's Q4_K_M mix does).
-Vocabularies: spm (tokenizer.ggml.model "llama", byte fallback) or bpe ("gpt2", byte-level).
+Vocabularies: spm (tokenizer.ggml.model "llama", byte fallback) or bpe ("gpt2", byte-level),
+learned by engine-text's gguf_vocab.py and padded with unused tokens to the shape's size.
 """
 
 import argparse
@@ -28,6 +29,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_vocab  # noqa: E402  (engine-text's vocabulary builders)
 from gguf_writer import (  # noqa: E402
     GGUFWriter, GGUF_TYPE_UINT32, GGUF_TYPE_INT32, GGUF_TYPE_FLOAT32, GGUF_TYPE_BOOL,
     GGUF_TYPE_STRING, GGML_TYPE_F32)
@@ -62,110 +64,15 @@ TEMPLATES = {
                "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"),
 }
 
-WORDS = ("the of and to in is was for that with as on by at from his her it an were are "
-         "which this be or has had not but one all their there been new first more its "
-         "hello world cluster model token engine quick brown fox jumps over lazy dog "
-         "year time people way day man thing woman life child work school state family "
-         "student group country problem hand part place case week company system program "
-         "question government number night point home water room mother area money story "
-         "fact month lot right study book eye job word business issue side kind head house "
-         "service friend father power hour game line end member law car city community name "
-         "president team minute idea kid body information back parent face others level "
-         "office door health person art war history party result change morning reason "
-         "research girl guy moment air teacher force education").split()
-
-
-def spm_vocab(n_vocab):
-    """<unk> <s> </s>, 256 byte tokens, then pieces with decreasing scores."""
-    tokens = ["<unk>", "<s>", "</s>"]
-    types = [2, 3, 3]
-    for b in range(256):
-        tokens.append("<0x%02X>" % b)
-        types.append(6)
-    pieces = []
-    seen = set(tokens)
-
-    def add(p):
-        if p not in seen:
-            seen.add(p)
-            pieces.append(p)
-    for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-":
-        add(c)
-        add("\u2581" + c)
-    add("\u2581")
-    for w in WORDS:
-        add("\u2581" + w)
-        add(w)
-        for i in range(1, len(w)):
-            add(w[:i])
-            add("\u2581" + w[:i])
-    i, L = 0, len(WORDS)
-    while len(tokens) + len(pieces) < n_vocab:
-        a, b = WORDS[i % L], WORDS[(i // L) % L]
-        add("\u2581" + a + b[: 1 + (i // (L * L)) % 4])
-        i += 1
-    pieces = pieces[: n_vocab - len(tokens)]
-    scores = [0.0, 0.0, 0.0] + [0.0] * 256
-    for k, p in enumerate(pieces):
-        tokens.append(p)
-        types.append(1)
-        scores.append(-float(k) - 1.0 + 0.01 * len(p))
-    return tokens, scores, types
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
-        list(range(ord("\u00ae"), ord("\u00ff") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-def bpe_vocab(n_vocab, specials):
-    """Byte-level alphabet, merges that build common words, special tokens at the end."""
-    b2u = bytes_to_unicode()
-    tokens = [b2u[b] for b in range(256)]
-    seen = set(tokens)
-    merges = []
-
-    def enc(s):
-        return "".join(b2u[b] for b in s.encode("utf-8"))
-    n_regular = n_vocab - len(specials)
-    words = [enc(" " + w) for w in WORDS] + [enc(w) for w in WORDS]
-    # merge left to right: "ab" from "a"+"b", "abc" from "ab"+"c", ...
-    for w in words:
-        cur = w[0]
-        for ch in w[1:]:
-            if len(tokens) >= n_regular:
-                break
-            new = cur + ch
-            if new not in seen:
-                seen.add(new)
-                tokens.append(new)
-                merges.append(cur + " " + ch)
-            cur = new
+def padded(tokens, types, scores, n_vocab):
+    """Pads a learned vocabulary with unused tokens up to the shape's size."""
     i = 0
-    while len(tokens) < n_regular:
-        a = tokens[256 + i % max(1, len(tokens) - 256)] if len(tokens) > 256 else tokens[i % 256]
-        b = tokens[(i * 13 + 7) % 256]
-        new = a + b
-        if new not in seen and len(new) < 24:
-            seen.add(new)
-            tokens.append(new)
-            merges.append(a + " " + b)
+    while len(tokens) < n_vocab:
+        tokens.append("<unused%d>" % i)
+        types.append(5)
+        if scores is not None:
+            scores.append(-1e4)
         i += 1
-        if i > 100 * n_vocab:
-            break
-    types = [1] * len(tokens)
-    for s in specials:
-        tokens.append(s)
-        types.append(3)
-    return tokens, types, merges
 
 
 def gen_tensor(tool, type_name, ne0, ne1, seed, scale):
@@ -227,42 +134,45 @@ def main():
         w.add_kv(arch + ".rope.scaling.type", GGUF_TYPE_STRING, "linear")
         w.add_kv(arch + ".rope.scaling.factor", GGUF_TYPE_FLOAT32, a.rope_scale)
 
+    n_merges = 300 if sh["n_vocab"] < 2000 else 2000
+    corpus = gguf_vocab.CORPUS if sh["n_vocab"] < 2000 else gguf_vocab.synthetic_text(6000)
     if a.vocab == "spm":
-        tokens, scores, types = spm_vocab(sh["n_vocab"])
+        v = gguf_vocab.spm_vocab(n_merges, corpus)
+        tokens, scores, types = v["tokens"], v["scores"], v["types"]
+        padded(tokens, types, scores, sh["n_vocab"])
         w.add_kv("tokenizer.ggml.model", GGUF_TYPE_STRING, "llama")
         w.add_array("tokenizer.ggml.tokens", GGUF_TYPE_STRING, tokens)
         w.add_array("tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores)
         w.add_array("tokenizer.ggml.token_type", GGUF_TYPE_INT32, types)
-        w.add_kv("tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32, 1)
-        w.add_kv("tokenizer.ggml.eos_token_id", GGUF_TYPE_UINT32, 2)
-        w.add_kv("tokenizer.ggml.unknown_token_id", GGUF_TYPE_UINT32, 0)
+        w.add_kv("tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32, v["bos"])
+        w.add_kv("tokenizer.ggml.eos_token_id", GGUF_TYPE_UINT32, v["eos"])
+        w.add_kv("tokenizer.ggml.unknown_token_id", GGUF_TYPE_UINT32, v["unk"])
         w.add_kv("tokenizer.ggml.add_bos_token", GGUF_TYPE_BOOL, True)
         w.add_kv("tokenizer.ggml.add_eos_token", GGUF_TYPE_BOOL, False)
+        w.add_kv("tokenizer.ggml.add_space_prefix", GGUF_TYPE_BOOL, True)
         template = a.template or "llama2"
     else:
-        if arch == "qwen2":
-            specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-            pre, template = "qwen2", a.template or "chatml"
-        else:
-            specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
-                        "<|end_header_id|>", "<|eot_id|>"]
-            pre, template = "llama-bpe", a.template or "llama3"
-        tokens, types, merges = bpe_vocab(sh["n_vocab"], specials)
+        v = gguf_vocab.bpe_vocab(n_merges, corpus)
+        tokens, types = v["tokens"], v["types"]
+        padded(tokens, types, None, sh["n_vocab"])
         w.add_kv("tokenizer.ggml.model", GGUF_TYPE_STRING, "gpt2")
+        if arch == "qwen2":
+            pre, template = "qwen2", a.template or "chatml"
+            bos = eos = tokens.index("<|endoftext|>")
+            add_bos = False
+        else:
+            pre, template = "llama-bpe", a.template or "llama3"
+            bos, eos = tokens.index("<|begin_of_text|>"), tokens.index("<|end_of_text|>")
+            w.add_kv("tokenizer.ggml.eot_token_id", GGUF_TYPE_UINT32, tokens.index("<|eot_id|>"))
+            add_bos = True
         w.add_kv("tokenizer.ggml.pre", GGUF_TYPE_STRING, pre)
         w.add_array("tokenizer.ggml.tokens", GGUF_TYPE_STRING, tokens)
         w.add_array("tokenizer.ggml.token_type", GGUF_TYPE_INT32, types)
-        w.add_array("tokenizer.ggml.merges", GGUF_TYPE_STRING, merges)
-        base = len(tokens) - len(specials)
-        if arch == "qwen2":
-            w.add_kv("tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32, base)
-            w.add_kv("tokenizer.ggml.eos_token_id", GGUF_TYPE_UINT32, base + 2)
-            w.add_kv("tokenizer.ggml.add_bos_token", GGUF_TYPE_BOOL, False)
-        else:
-            w.add_kv("tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32, base)
-            w.add_kv("tokenizer.ggml.eos_token_id", GGUF_TYPE_UINT32, base + 1)
-            w.add_kv("tokenizer.ggml.eot_token_id", GGUF_TYPE_UINT32, base + 4)
-            w.add_kv("tokenizer.ggml.add_bos_token", GGUF_TYPE_BOOL, True)
+        w.add_array("tokenizer.ggml.merges", GGUF_TYPE_STRING, v["merges"])
+        w.add_kv("tokenizer.ggml.bos_token_id", GGUF_TYPE_UINT32, bos)
+        w.add_kv("tokenizer.ggml.eos_token_id", GGUF_TYPE_UINT32, eos)
+        w.add_kv("tokenizer.ggml.add_bos_token", GGUF_TYPE_BOOL, add_bos)
+        w.add_kv("tokenizer.ggml.add_eos_token", GGUF_TYPE_BOOL, False)
     w.add_kv("tokenizer.chat_template", GGUF_TYPE_STRING, TEMPLATES[template])
     n_vocab = len(tokens)
 
