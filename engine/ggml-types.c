@@ -743,20 +743,31 @@ int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret)
         return 0;
 }
 
-static int use_avx2 = -1;
+static int use_avx2 = -1, use_avx512 = -1;
+
+static bool env_is_1(const char *name)
+{
+        const char *e = getenv(name);
+        return e && strcmp(e, "1") == 0;
+}
 
 static bool want_avx2(void)
 {
-        if (use_avx2 < 0) {
-                const char *e = getenv("ENGINE_FORCE_SCALAR");
-                use_avx2 = (!e || strcmp(e, "1") != 0) && ggml_cpu_has_avx2();
-        }
+        if (use_avx2 < 0)
+                use_avx2 = !env_is_1("ENGINE_FORCE_SCALAR") && ggml_cpu_has_avx2();
         return use_avx2;
+}
+
+static bool want_avx512(void)
+{
+        if (use_avx512 < 0)
+                use_avx512 = want_avx2() && !env_is_1("ENGINE_FORCE_AVX2") && ggml_cpu_has_avx512();
+        return use_avx512;
 }
 
 const char *ggml_kernels_isa(void)
 {
-        return want_avx2() ? "avx2" : "scalar";
+        return want_avx512() ? "avx512" : want_avx2() ? "avx2" : "scalar";
 }
 
 int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
@@ -799,6 +810,24 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                         break;
                 case GGML_TYPE_Q5_K:
                         k.from_float = ggml_quantize_row_q8_K_avx2;
+                        break;
+                default:
+                        break;
+                }
+        }
+        if (want_avx512()) {
+                switch (type) {
+                case GGML_TYPE_Q8_0:
+                        k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx512;
+                        break;
+                case GGML_TYPE_Q4_0:
+                        k.vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx512;
+                        break;
+                case GGML_TYPE_Q4_K:
+                        k.vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx512;
+                        break;
+                case GGML_TYPE_Q6_K:
+                        k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx512;
                         break;
                 default:
                         break;

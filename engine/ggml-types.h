@@ -129,8 +129,9 @@ typedef struct GgmlKernels {
 /* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
 int ggml_kernels_get(GgmlType type, GgmlKernels *ret);
 int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret);
-/* Name of the instruction set the dispatcher picked: "avx2" or "scalar". Setting the
- * environment variable ENGINE_FORCE_SCALAR=1 forces the reference kernels. */
+/* Name of the instruction set the dispatcher picked: "avx512", "avx2" or "scalar".
+ * ENGINE_FORCE_SCALAR=1 in the environment forces the reference kernels,
+ * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine. */
 const char *ggml_kernels_isa(void);
 
 /* Dispatched helpers for attention (rows of any length). */
@@ -172,3 +173,10 @@ void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t
 void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx2(void);
+
+/* AVX-512 (F, BW, VL) four-row kernels (kernels-avx512.c). */
+void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+bool ggml_cpu_has_avx512(void);

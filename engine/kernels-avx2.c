@@ -208,6 +208,23 @@ static inline void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
         }
 }
 
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]): the minimums' share of a K-quant block,
+ * with mins16 holding each m[j] twice as 16-bit lanes. */
+static inline int mins_dot_bsums(__m256i mins16, const int16_t *bsums)
+{
+        __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mins16);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(s);
+}
+
+static inline __m256i expand_mins(const uint8_t *m)
+{
+        return _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5],
+                                 m[5], m[6], m[6], m[7], m[7]);
+}
+
 float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
 {
         const BlockQ4_K *x = vx;
@@ -219,9 +236,7 @@ float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
         for (size_t i = 0; i < n / QK_K; i++) {
                 uint8_t sc[8], m[8];
                 scales_k4(x[i].scales, sc, m);
-                int summs = 0;
-                for (int j = 0; j < 8; j++)
-                        summs += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+                int summs = mins_dot_bsums(expand_mins(m), y[i].bsums);
                 float yd = y[i].d;
                 summ += f16(x[i].dmin) * yd * summs;
 
@@ -374,12 +389,10 @@ void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                 float d = f16(x[i].d), dmin = f16(x[i].dmin);
                 __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                                    _mm256_setzero_si256(), _mm256_setzero_si256()};
+                __m256i mins16 = expand_mins(m);
                 for (int k = 0; k < 4; k++) {
                         const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
-                        int summs = 0;
-                        for (int j = 0; j < 8; j++)
-                                summs += m[j] * (yb->bsums[2 * j] + yb->bsums[2 * j + 1]);
-                        summ[k] += dmin * yb->d * summs;
+                        summ[k] += dmin * yb->d * mins_dot_bsums(mins16, yb->bsums);
                 }
                 for (int j = 0; j < 4; j++) {
                         __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));

@@ -210,6 +210,59 @@ START_TEST(test_f16_helpers)
 }
 END_TEST
 
+/* The AVX2 and AVX-512 four-row kernels directly (the dispatcher hands out only one). */
+START_TEST(test_dot4_isas)
+{
+        enum {
+                N = 1024
+        };
+        static const struct {
+                GgmlType type;
+                GgmlVecDot4Fn avx2, avx512;
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_vec_dot4_q8_0_q8_0_avx2, ggml_vec_dot4_q8_0_q8_0_avx512},
+                {GGML_TYPE_Q4_0, ggml_vec_dot4_q4_0_q8_0_avx2, ggml_vec_dot4_q4_0_q8_0_avx512},
+                {GGML_TYPE_Q4_K, ggml_vec_dot4_q4_K_q8_K_avx2, ggml_vec_dot4_q4_K_q8_K_avx512},
+                {GGML_TYPE_Q6_K, ggml_vec_dot4_q6_K_q8_K_avx2, ggml_vec_dot4_q6_K_q8_K_avx512},
+        };
+        float x[N], y[N];
+        static uint8_t qx[N * 2], qy[4 * N * 2];
+        unsigned s = 5;
+
+        if (!ggml_cpu_has_avx2())
+                return;
+        for (int i = 0; i < N; i++)
+                x[i] = frand(&s);
+        for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                GgmlKernels ref;
+                ggml_kernels_get_reference(k[t].type, &ref);
+                GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                /* 7 Q8_0 blocks: an odd count exercises the AVX-512 tail */
+                size_t n = ggml_type_traits(k[t].type)->block_size == 32 ? 224 : N;
+                size_t rs = ggml_row_size(vt, n);
+                ggml_quantize_row(k[t].type, x, qx, n);
+                for (int r = 0; r < 4; r++) {
+                        for (int i = 0; i < N; i++)
+                                y[i] = frand(&s) * (r + 1);
+                        ref.from_float(y, qy + r * rs, n);
+                }
+                float a[4], b[4];
+                k[t].avx2(n, qx, qy, rs, a);
+                if (ggml_cpu_has_avx512())
+                        k[t].avx512(n, qx, qy, rs, b);
+                for (int r = 0; r < 4; r++) {
+                        float one = ref.vec_dot(n, qx, qy + r * rs);
+                        ck_assert_msg(fabsf(a[r] - one) <= 1e-4f * (1 + fabsf(one)),
+                                      "%s avx2 %g vs %g", ggml_type_name(k[t].type), a[r], one);
+                        if (ggml_cpu_has_avx512())
+                                ck_assert_msg(fabsf(b[r] - one) <= 1e-4f * (1 + fabsf(one)),
+                                              "%s avx512 %g vs %g", ggml_type_name(k[t].type), b[r],
+                                              one);
+                }
+        }
+}
+END_TEST
+
 typedef struct SumJob {
         const uint64_t *v;
         size_t n;
@@ -275,6 +328,7 @@ int main(void)
         tcase_add_test(tc, test_q8_K);
         tcase_add_test(tc, test_dot_kernels);
         tcase_add_test(tc, test_f16_helpers);
+        tcase_add_test(tc, test_dot4_isas);
         tcase_add_test(tc, test_threadpool);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
