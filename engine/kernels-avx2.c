@@ -155,9 +155,52 @@ void ggml_quantize_row_q8_0_avx2(const float *x, void *dst, size_t n)
 
 void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n)
 {
-        /* Per token, cheap next to the products: the reference keeps the rounding
-         * exactly llama.cpp's. */
-        ggml_quantize_row_q8_K_ref(src, dst, n);
+        /* Same rounding as the reference (round half to even, -127/max with max the
+         * first element of largest magnitude), so results are bit-identical. */
+        BlockQ8_K *y = dst;
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        for (size_t i = 0; i < n / QK_K; i++, src += QK_K) {
+                __m256 m = _mm256_setzero_ps();
+                for (int j = 0; j < QK_K; j += 8)
+                        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + j)));
+                __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+                m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+                float amax = _mm_cvtss_f32(m4), max = 0.0f;
+                if (amax == 0.0f) {
+                        memset(&y[i], 0, sizeof(y[i]));
+                        continue;
+                }
+                for (int j = 0; j < QK_K; j++)
+                        if (__builtin_fabsf(src[j]) == amax) {
+                                max = src[j];
+                                break;
+                        }
+                float iscale = -127.0f / max;
+                __m256 vs = _mm256_set1_ps(iscale);
+                const __m256i lim = _mm256_set1_epi32(127);
+                for (int g = 0; g < QK_K / 16; g++) {
+                        __m256i a = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(
+                                                             _mm256_loadu_ps(src + 16 * g), vs)),
+                                                     lim);
+                        __m256i b =
+                                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(
+                                                         _mm256_loadu_ps(src + 16 * g + 8), vs)),
+                                                 lim);
+                        __m256i sum = _mm256_add_epi32(a, b);
+                        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum),
+                                                   _mm256_extracti128_si256(sum, 1));
+                        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+                        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+                        y[i].bsums[g] = (int16_t)_mm_cvtsi128_si32(s4);
+                        __m256i p16 = _mm256_packs_epi32(a, b); /* lanes: a0-3 b0-3 | a4-7 b4-7 */
+                        p16 = _mm256_permute4x64_epi64(p16, _MM_SHUFFLE(3, 1, 2, 0));
+                        __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16),
+                                                     _mm256_extracti128_si256(p16, 1));
+                        _mm_storeu_si128((__m128i *)(y[i].qs + 16 * g), p8);
+                }
+                y[i].d = 1.0f / iscale;
+        }
 }
 
 float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *vx, const void *vy)

@@ -109,6 +109,11 @@ START_TEST(test_q8_K)
                                 sum += b[k].qs[16 * j + i];
                         ck_assert_int_eq(b[k].bsums[j], sum);
                 }
+        if (ggml_cpu_has_avx2()) {
+                BlockQ8_K b2[N / QK_K];
+                ggml_quantize_row_q8_K_avx2(x, b2, N);
+                ck_assert(memcmp(b, b2, sizeof(b)) == 0);
+        }
         ggml_dequantize_row(GGML_TYPE_Q8_K, b, y, N);
         for (int i = 0; i < N; i++)
                 ck_assert(fabsf(x[i] - y[i]) <= 3.0f / 127 * 0.51f);
