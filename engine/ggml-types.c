@@ -819,15 +819,19 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                 switch (type) {
                 case GGML_TYPE_Q8_0:
                         k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx512;
+                        k.vec_dot = ggml_vec_dot_q8_0_q8_0_avx512;
                         break;
                 case GGML_TYPE_Q4_0:
                         k.vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx512;
+                        k.vec_dot = ggml_vec_dot_q4_0_q8_0_avx512;
                         break;
                 case GGML_TYPE_Q4_K:
                         k.vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx512;
+                        k.vec_dot = ggml_vec_dot_q4_K_q8_K_avx512;
                         break;
                 case GGML_TYPE_Q6_K:
                         k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx512;
+                        k.vec_dot = ggml_vec_dot_q6_K_q8_K_avx512;
                         break;
                 default:
                         break;

@@ -179,4 +179,8 @@ void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *x, const void *y, size
 void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q4_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_0_q8_0_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_K_q8_K_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *x, const void *y);
 bool ggml_cpu_has_avx512(void);

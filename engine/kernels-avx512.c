@@ -3,6 +3,8 @@
  * batched decoding, where the machine is compute-bound and twice the width pays. Only
  * called when ggml_cpu_has_avx512() said yes; same results as the AVX2 kernels up to
  * summation order. */
+#include <string.h>
+
 #include "engine/ggml-types.h"
 
 bool ggml_cpu_has_avx512(void)
@@ -41,13 +43,14 @@ static inline __m512 scale2(float a, float b)
 }
 
 /* Two Q8_0-partnered blocks at a time: qx holds 64 signed weights. */
-static inline void dot4_pair(__m512i qx, float dx0, float dx1, const void *vy, size_t ys, size_t i,
-                             __m512 *acc)
+static inline __attribute__((always_inline)) void dot_pair(__m512i qx, float dx0, float dx1,
+                                                           const void *vy, size_t ys, size_t i,
+                                                           __m512 *acc, const int R)
 {
         const __m512i ones = _mm512_set1_epi16(1);
         __m512i ax = _mm512_abs_epi8(qx);
         __mmask64 neg = _mm512_movepi8_mask(qx);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < R; k++) {
                 const BlockQ8_0 *y = Y(k, BlockQ8_0) + i;
                 __m512i yv = join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
                                      _mm256_loadu_si256((const __m256i *)y[1].qs));
@@ -66,7 +69,8 @@ static inline __m256i unpack_q4_0(const uint8_t *qs)
         return _mm256_set_m128i(hi, lo);
 }
 
-void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+static inline __attribute__((always_inline)) void
+q4_0_rows(size_t n, const void *vx, const void *vy, size_t ys, float *out, const int R)
 {
         const BlockQ4_0 *x = vx;
         const __m512i off = _mm512_set1_epi8(8);
@@ -76,19 +80,32 @@ void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *vx, const void *vy, si
         for (; i + 2 <= nb; i += 2) {
                 __m512i qx = _mm512_sub_epi8(
                         join256(unpack_q4_0(x[i].qs), unpack_q4_0(x[i + 1].qs)), off);
-                dot4_pair(qx, f16(x[i].d), f16(x[i + 1].d), vy, ys, i, acc);
+                dot_pair(qx, f16(x[i].d), f16(x[i + 1].d), vy, ys, i, acc, R);
         }
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < R; k++)
                 out[k] = _mm512_reduce_add_ps(acc[k]);
         if (i < nb) {
                 float tail[4];
                 ggml_vec_dot4_q4_0_q8_0_avx2(QK4_0, x + i, Y(0, BlockQ8_0) + i, ys, tail);
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < R; k++)
                         out[k] += tail[k];
         }
 }
 
-void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        q4_0_rows(n, vx, vy, ys, out, 4);
+}
+
+float ggml_vec_dot_q4_0_q8_0_avx512(size_t n, const void *vx, const void *vy)
+{
+        float out;
+        q4_0_rows(n, vx, vy, 0, &out, 1);
+        return out;
+}
+
+static inline __attribute__((always_inline)) void
+q8_0_rows(size_t n, const void *vx, const void *vy, size_t ys, float *out, const int R)
 {
         const BlockQ8_0 *x = vx;
         size_t nb = n / QK8_0, i = 0;
@@ -97,16 +114,28 @@ void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy, si
         for (; i + 2 <= nb; i += 2) {
                 __m512i qx = join256(_mm256_loadu_si256((const __m256i *)x[i].qs),
                                      _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-                dot4_pair(qx, f16(x[i].d), f16(x[i + 1].d), vy, ys, i, acc);
+                dot_pair(qx, f16(x[i].d), f16(x[i + 1].d), vy, ys, i, acc, R);
         }
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < R; k++)
                 out[k] = _mm512_reduce_add_ps(acc[k]);
         if (i < nb) {
                 float tail[4];
                 ggml_vec_dot4_q8_0_q8_0_avx2(QK8_0, x + i, Y(0, BlockQ8_0) + i, ys, tail);
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < R; k++)
                         out[k] += tail[k];
         }
+}
+
+void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        q8_0_rows(n, vx, vy, ys, out, 4);
+}
+
+float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy)
+{
+        float out;
+        q8_0_rows(n, vx, vy, 0, &out, 1);
+        return out;
 }
 
 static inline void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
@@ -132,50 +161,93 @@ static inline int mins_dot_bsums(__m256i mins16, const int16_t *bsums)
 
 /* The low and high nibbles of 32 bytes are the weights of 64 consecutive values, and the
  * matching 64 activation bytes are contiguous: one 512-bit product per 64 values. */
-void ggml_vec_dot4_q4_K_q8_K_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes, with 32-bit word
+ * operations instead of a byte loop. */
+static inline void scales_mins_k4(const uint8_t *q, uint64_t *ret_sc, uint64_t *ret_m)
+{
+        uint32_t u0, u1, u2;
+        memcpy(&u0, q, 4);
+        memcpy(&u1, q + 4, 4);
+        memcpy(&u2, q + 8, 4);
+        uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+        uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+        uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+        *ret_sc = sc_lo | (uint64_t)sc_hi << 32;
+        *ret_m = m_lo | (uint64_t)m_hi << 32;
+}
+
+static inline __attribute__((always_inline)) void
+q4_K_rows(size_t n, const void *vx, const void *vy, size_t ys, float *out, const int R)
 {
         const BlockQ4_K *x = vx;
-        const __m256i mask = _mm256_set1_epi8(0xF);
+        const __m512i mask = _mm512_set1_epi8(0xF);
+        /* low nibbles in the lower 256 bits, high nibbles (shifted by 4) in the upper */
+        const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+        /* lane indexes broadcasting scale 2j to the lower and 2j+1 to the upper half */
+        const __m512i idx[4] = {
+                join256(_mm256_set1_epi16(0), _mm256_set1_epi16(1)),
+                join256(_mm256_set1_epi16(2), _mm256_set1_epi16(3)),
+                join256(_mm256_set1_epi16(4), _mm256_set1_epi16(5)),
+                join256(_mm256_set1_epi16(6), _mm256_set1_epi16(7)),
+        };
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                          _mm512_setzero_ps()};
         float summ[4] = {0};
 
         for (size_t i = 0; i < n / QK_K; i++) {
-                uint8_t sc[8], m[8];
-                scales_k4(x[i].scales, sc, m);
+                uint64_t sc8, m8;
+                scales_mins_k4(x[i].scales, &sc8, &m8);
                 float d = f16(x[i].d), dmin = f16(x[i].dmin);
-                __m256i mins16 = _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3],
-                                                   m[4], m[4], m[5], m[5], m[6], m[6], m[7], m[7]);
+                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
+                __m512i sc16 = _mm512_castsi128_si512(
+                        _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
                 __m512i isum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
                                    _mm512_setzero_si512(), _mm512_setzero_si512()};
-                for (int k = 0; k < 4; k++) {
+                for (int k = 0; k < R; k++) {
                         const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
-                        summ[k] += dmin * yb->d * mins_dot_bsums(mins16, yb->bsums);
+                        __m128i b0 = _mm_loadu_si128((const __m128i *)yb->bsums);
+                        __m128i b1 = _mm_loadu_si128((const __m128i *)(yb->bsums + 8));
+                        __m128i p = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), m16);
+                        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+                        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+                        summ[k] += dmin * yb->d * _mm_cvtsi128_si32(p);
                 }
                 for (int j = 0; j < 4; j++) {
-                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-                        __m512i w = join256(_mm256_and_si256(q4, mask),
-                                            _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask));
-                        __m512i s = join256(_mm256_set1_epi16(sc[2 * j]),
-                                            _mm256_set1_epi16(sc[2 * j + 1]));
-                        for (int k = 0; k < 4; k++) {
+                        __m512i q4 = _mm512_broadcast_i64x4(
+                                _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
+                        __m512i w = _mm512_and_si512(_mm512_srlv_epi16(q4, shift), mask);
+                        __m512i s = _mm512_permutexvar_epi16(idx[j], sc16);
+                        for (int k = 0; k < R; k++) {
                                 __m512i yv = _mm512_loadu_si512(
                                         (const void *)((Y(k, BlockQ8_K) + i)->qs + 64 * j));
                                 isum[k] = _mm512_add_epi32(
                                         isum[k], _mm512_madd_epi16(_mm512_maddubs_epi16(w, yv), s));
                         }
                 }
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < R; k++)
                         acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
                                                  _mm512_cvtepi32_ps(isum[k]), acc[k]);
         }
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < R; k++)
                 out[k] = _mm512_reduce_add_ps(acc[k]) - summ[k];
+}
+
+void ggml_vec_dot4_q4_K_q8_K_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        q4_K_rows(n, vx, vy, ys, out, 4);
+}
+
+float ggml_vec_dot_q4_K_q8_K_avx512(size_t n, const void *vx, const void *vy)
+{
+        float out;
+        q4_K_rows(n, vx, vy, 0, &out, 1);
+        return out;
 }
 
 /* Q6_K: the four 32-value groups of each 128-value half pair up as (0,1) and (2,3), whose
  * activations are contiguous 64-byte runs. */
-void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+static inline __attribute__((always_inline)) void
+q6_K_rows(size_t n, const void *vx, const void *vy, size_t ys, float *out, const int R)
 {
         const BlockQ6_K *x = vx;
         const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
@@ -214,7 +286,7 @@ void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy, si
                         __m512i s23 = join256(
                                 _mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4])),
                                 _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])));
-                        for (int k = 0; k < 4; k++) {
+                        for (int k = 0; k < R; k++) {
                                 const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 128 * h;
                                 __m512i y01 = _mm512_loadu_si512((const void *)q8);
                                 __m512i y23 = _mm512_loadu_si512((const void *)(q8 + 64));
@@ -232,12 +304,24 @@ void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy, si
                         sc += 8;
                 }
                 float d = f16(x[i].d);
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < R; k++)
                         acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
                                                  _mm512_cvtepi32_ps(isum[k]), acc[k]);
         }
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < R; k++)
                 out[k] = _mm512_reduce_add_ps(acc[k]);
+}
+
+void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        q6_K_rows(n, vx, vy, ys, out, 4);
+}
+
+float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy)
+{
+        float out;
+        q6_K_rows(n, vx, vy, 0, &out, 1);
+        return out;
 }
 
 #pragma GCC pop_options
@@ -252,4 +336,13 @@ NOT_X86_4(ggml_vec_dot4_q4_0_q8_0_avx512)
 NOT_X86_4(ggml_vec_dot4_q8_0_q8_0_avx512)
 NOT_X86_4(ggml_vec_dot4_q4_K_q8_K_avx512)
 NOT_X86_4(ggml_vec_dot4_q6_K_q8_K_avx512)
+#define NOT_X86_1(name)                                                                            \
+        float name(size_t n, const void *x, const void *y)                                         \
+        {                                                                                          \
+                return 0.0f;                                                                       \
+        }
+NOT_X86_1(ggml_vec_dot_q4_0_q8_0_avx512)
+NOT_X86_1(ggml_vec_dot_q8_0_q8_0_avx512)
+NOT_X86_1(ggml_vec_dot_q4_K_q8_K_avx512)
+NOT_X86_1(ggml_vec_dot_q6_K_q8_K_avx512)
 #endif

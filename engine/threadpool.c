@@ -8,14 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basic/alloc-util.h"
 #include "engine/threadpool.h"
 
-/* Spin this many rounds before sleeping: long enough to cover the gap between two jobs
- * of one forward pass, short enough that an idle pool goes to sleep at once. */
-#define SPIN_ROUNDS 20000
+/* Spin this long before sleeping: long enough to cover the gap between two jobs of one
+ * forward pass (waking a sleeping thread costs tens of microseconds, more in a VM),
+ * short enough that an idle pool goes to sleep almost at once. */
+#define SPIN_NSEC (2 * 1000 * 1000)
 
 struct ThreadPool {
         unsigned n_threads;
@@ -24,6 +26,9 @@ struct ThreadPool {
         _Atomic uint32_t pending; /* workers still running the current job */
         _Atomic uint32_t done_seq; /* futex word for the caller */
         _Atomic int stop;
+        _Atomic uint32_t sleepers; /* workers in (or about to enter) FUTEX_WAIT */
+        _Atomic uint32_t caller_sleeps; /* the caller is (about to be) in FUTEX_WAIT */
+        uint32_t jobs; /* jobs dispatched (caller only) */
         ThreadPoolFn fn;
         void *userdata;
 };
@@ -47,6 +52,46 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static uint64_t now_nsec(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits until *word != old: spins for SPIN_NSEC, then sleeps on the futex with *count
+ * raised so that the other side knows a wake-up is needed. The count is raised before
+ * the last check of the word and the other side changes the word before reading the
+ * count (both sequentially consistent), so a wake-up is never missed. */
+static uint32_t wait_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *count)
+{
+        uint32_t v;
+        uint64_t start = 0;
+        for (unsigned spins = 0;; spins++) {
+                v = atomic_load_explicit(word, memory_order_acquire);
+                if (v != old)
+                        return v;
+                if ((spins & 255) == 255) {
+                        uint64_t t = now_nsec();
+                        if (!start)
+                                start = t;
+                        else if (t - start > SPIN_NSEC)
+                                break;
+                }
+                cpu_relax();
+        }
+        for (;;) {
+                atomic_fetch_add(count, 1);
+                v = atomic_load(word);
+                if (v == old)
+                        futex(word, FUTEX_WAIT_PRIVATE, old);
+                atomic_fetch_sub(count, 1);
+                v = atomic_load_explicit(word, memory_order_acquire);
+                if (v != old)
+                        return v;
+        }
+}
+
 static void *worker_main(void *arg)
 {
         Worker *w = arg;
@@ -54,21 +99,14 @@ static void *worker_main(void *arg)
         uint32_t seen = 0;
 
         for (;;) {
-                uint32_t g;
-                unsigned spins = 0;
-                while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
-                        if (++spins < SPIN_ROUNDS)
-                                cpu_relax();
-                        else
-                                futex(&p->generation, FUTEX_WAIT_PRIVATE, seen);
-                }
-                seen = g;
+                seen = wait_change(&p->generation, seen, &p->sleepers);
                 if (atomic_load(&p->stop))
                         break;
                 p->fn(p->userdata, w->ith, p->n_threads);
                 if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-                        atomic_fetch_add_explicit(&p->done_seq, 1, memory_order_release);
-                        futex(&p->done_seq, FUTEX_WAKE_PRIVATE, 1);
+                        atomic_fetch_add(&p->done_seq, 1);
+                        if (atomic_load(&p->caller_sleeps))
+                                futex(&p->done_seq, FUTEX_WAKE_PRIVATE, 1);
                 }
         }
         free(w);
@@ -199,21 +237,17 @@ void threadpool_run(ThreadPool *p, ThreadPoolFn fn, void *userdata)
         }
         p->fn = fn;
         p->userdata = userdata;
-        uint32_t done = atomic_load_explicit(&p->done_seq, memory_order_acquire);
+        /* The last worker of a job bumps done_seq once, possibly after we saw pending
+         * reach 0 and went on: so wait for a count, not for a change. */
+        uint32_t target = ++p->jobs;
         atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
-        futex(&p->generation, FUTEX_WAKE_PRIVATE, INT_MAX);
+        atomic_fetch_add(&p->generation, 1);
+        if (atomic_load(&p->sleepers))
+                futex(&p->generation, FUTEX_WAKE_PRIVATE, INT_MAX);
 
         fn(userdata, 0, p->n_threads);
 
-        unsigned spins = 0;
-        while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
-                if (++spins < SPIN_ROUNDS)
-                        cpu_relax();
-                else
-                        futex(&p->done_seq, FUTEX_WAIT_PRIVATE, done);
-                done = atomic_load_explicit(&p->done_seq, memory_order_acquire);
-                if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
-                        break;
-        }
+        uint32_t v;
+        while ((v = atomic_load_explicit(&p->done_seq, memory_order_acquire)) != target)
+                (void)wait_change(&p->done_seq, v, &p->caller_sleeps);
 }
