@@ -817,6 +817,10 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
         }
         if (want_avx512()) {
                 switch (type) {
+                case GGML_TYPE_F16:
+                        k.vec_dot = ggml_vec_dot_f16_avx512;
+                        k.vec_dot4 = ggml_vec_dot4_f16_avx512;
+                        break;
                 case GGML_TYPE_Q8_0:
                         k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx512;
                         k.vec_dot = ggml_vec_dot_q8_0_q8_0_avx512;

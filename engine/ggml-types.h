@@ -183,4 +183,6 @@ float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_0_q8_0_avx512(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_K_q8_K_avx512(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_f16_avx512(size_t n, const void *x, const void *y);
+void ggml_vec_dot4_f16_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx512(void);

@@ -324,6 +324,52 @@ float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *vx, const void *vy)
         return out;
 }
 
+/* ---- F16 ---- */
+
+float ggml_vec_dot_f16_avx512(size_t n, const void *vx, const void *vy)
+{
+        const ggml_fp16_t *x = vx, *y = vy;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+                a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+                                     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i))),
+                                     a0);
+                a1 = _mm512_fmadd_ps(
+                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))),
+                        _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i + 16))), a1);
+        }
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        if (i < n)
+                sum += ggml_vec_dot_f16_avx2(n - i, x + i, y + i);
+        return sum;
+}
+
+void ggml_vec_dot4_f16_avx512(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const ggml_fp16_t *x = vx;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps()};
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+                __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i)));
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm512_fmadd_ps(w,
+                                                 _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                         (const __m256i *)(Y(k, ggml_fp16_t) + i))),
+                                                 acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = _mm512_reduce_add_ps(acc[k]);
+        if (i < n) {
+                float tail[4];
+                ggml_vec_dot4_f16_avx2(n - i, x + i, (const uint8_t *)vy + i * sizeof(ggml_fp16_t),
+                                       ys, tail);
+                for (int k = 0; k < 4; k++)
+                        out[k] += tail[k];
+        }
+}
+
 #pragma GCC pop_options
 
 #else /* the dispatcher never calls these elsewhere */
@@ -345,4 +391,6 @@ NOT_X86_1(ggml_vec_dot_q4_0_q8_0_avx512)
 NOT_X86_1(ggml_vec_dot_q8_0_q8_0_avx512)
 NOT_X86_1(ggml_vec_dot_q4_K_q8_K_avx512)
 NOT_X86_1(ggml_vec_dot_q6_K_q8_K_avx512)
+NOT_X86_1(ggml_vec_dot_f16_avx512)
+NOT_X86_4(ggml_vec_dot4_f16_avx512)
 #endif

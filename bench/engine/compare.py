@@ -85,7 +85,7 @@ def main():
             if a.llama_bench:
                 for k, v in llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps).items():
                     l[k] = max(l.get(k, 0), v)
-        eb = engine(a.tool, p, 0, a.tg // 2, a.threads, 1, a.seqs) if a.seqs > 1 else {}
+        eb = engine(a.tool, p, 0, a.tg // 2, a.threads, a.reps, a.seqs) if a.seqs > 1 else {}
         size = os.path.getsize(p) / 1048576
 
         def ratio(k):

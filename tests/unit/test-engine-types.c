@@ -229,6 +229,7 @@ START_TEST(test_dot4_isas)
                 {GGML_TYPE_Q4_0, ggml_vec_dot4_q4_0_q8_0_avx2, ggml_vec_dot4_q4_0_q8_0_avx512},
                 {GGML_TYPE_Q4_K, ggml_vec_dot4_q4_K_q8_K_avx2, ggml_vec_dot4_q4_K_q8_K_avx512},
                 {GGML_TYPE_Q6_K, ggml_vec_dot4_q6_K_q8_K_avx2, ggml_vec_dot4_q6_K_q8_K_avx512},
+                {GGML_TYPE_F16, ggml_vec_dot4_f16_avx2, ggml_vec_dot4_f16_avx512},
         };
         float x[N], y[N];
         static uint8_t qx[N * 2], qy[4 * N * 2];
@@ -243,7 +244,9 @@ START_TEST(test_dot4_isas)
                 ggml_kernels_get_reference(k[t].type, &ref);
                 GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
                 /* 7 Q8_0 blocks: an odd count exercises the AVX-512 tail */
-                size_t n = ggml_type_traits(k[t].type)->block_size == 32 ? 224 : N;
+                size_t n = ggml_type_traits(k[t].type)->block_size == 32 ? 224
+                        : ggml_type_traits(k[t].type)->block_size == 1   ? 1000 + 7
+                                                                         : N;
                 size_t rs = ggml_row_size(vt, n);
                 ggml_quantize_row(k[t].type, x, qx, n);
                 for (int r = 0; r < 4; r++) {
