@@ -13,11 +13,18 @@ pkgs=(
   check libclang-rt-14-dev
   # running and testing the daemons
   systemd avahi-daemon avahi-utils dbus iproute2 procps psmisc util-linux
-  python3 python3-yaml
+  python3 python3-yaml unicode-data
   systemd-container debootstrap
   # benchmarks
-  hyperfine time fio
+  hyperfine time fio cmake g++ git
 )
+
+# Node.js runs llama.cpp (the node-llama-cpp npm package) for the engine's reference
+# tests. A machine that already has node and npm (e.g. from NodeSource, whose nodejs
+# conflicts with Debian's npm) keeps them.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  pkgs+=(nodejs npm)
+fi
 
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Side-by-side speed of the engine and llama.cpp's llama-bench on the same synthetic
+GGUF files and thread count: prompt processing (pp) and decode (tg) tokens per second,
+and the engine's aggregate decode rate with several sequences in one batch.
+
+    bench/engine/compare.py --tool build/engine/engine-tool --llama-bench PATH \
+        --shape 110m --types F16,Q8_0,Q4_0,Q4_K --threads 2
+
+Models are generated once into the cache ($XDG_CACHE_HOME or ~/.cache)/cluster-ai/
+bench-models. Prints a Markdown table.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAKE_MODEL = os.path.join(HERE, "..", "..", "tests", "helpers", "make_model.py")
+
+
+def model_path(tool, shape, t):
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    d = os.path.join(cache, "cluster-ai", "bench-models")
+    os.makedirs(d, exist_ok=True)
+    p = os.path.join(d, "%s-%s.gguf" % (shape, t.lower()))
+    if not os.path.exists(p):
+        subprocess.run([sys.executable, MAKE_MODEL, "--tool", tool, "--shape", shape, "--type", t,
+                        "--ctx", "4096", p + ".tmp"], check=True)
+        os.rename(p + ".tmp", p)
+    return p
+
+
+def engine(tool, path, pp, tg, threads, reps, seqs=1):
+    out = subprocess.run([tool, "bench", "-p", str(pp), "-n", str(tg), "-t", str(threads),
+                          "-r", str(reps), "-s", str(seqs), path],
+                         check=True, capture_output=True, text=True).stdout
+    r = {}
+    for line in out.splitlines():
+        m = re.match(r"(pp|tg)\d+.*: ([\d.]+) tok/s", line)
+        if m:
+            r[m.group(1)] = float(m.group(2))
+    return r
+
+
+def llama(bench, path, pp, tg, threads, reps):
+    out = subprocess.run([bench, "-m", path, "-p", str(pp), "-n", str(tg), "-t", str(threads),
+                          "-r", str(reps), "-o", "json"], check=True, capture_output=True,
+                         text=True).stdout
+    r = {}
+    for row in json.loads(out):
+        key = "pp" if row.get("n_prompt", 0) > 0 else "tg"
+        # best repetition, as the engine's bench reports: the fairest figure on a
+        # machine shared with other work
+        r[key] = max(row.get("samples_ts") or [row["avg_ts"]])
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--llama-bench", default=None)
+    ap.add_argument("--shape", default="110m")
+    ap.add_argument("--types", default="F16,Q8_0,Q4_0,Q4_K")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pp", type=int, default=128)
+    ap.add_argument("--tg", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seqs", type=int, default=8, help="sequences for the batched decode column")
+    a = ap.parse_args()
+
+    print("| model | type | size MiB | engine pp%d | llama.cpp pp%d | ratio | engine tg%d | llama.cpp tg%d | ratio | engine tg x%d aggregate |" %
+          (a.pp, a.pp, a.tg, a.tg, a.seqs))
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for t in a.types.split(","):
+        p = model_path(a.tool, a.shape, t)
+        e, l = {}, {}
+        # alternate the two programs so that load from elsewhere hits both alike
+        for _ in range(a.rounds):
+            for k, v in engine(a.tool, p, a.pp, a.tg, a.threads, a.reps).items():
+                e[k] = max(e.get(k, 0), v)
+            if a.llama_bench:
+                for k, v in llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps).items():
+                    l[k] = max(l.get(k, 0), v)
+        eb = engine(a.tool, p, 0, a.tg // 2, a.threads, a.reps, a.seqs) if a.seqs > 1 else {}
+        size = os.path.getsize(p) / 1048576
+
+        def ratio(k):
+            return "%.2fx" % (e[k] / l[k]) if k in l and l[k] else "-"
+        print("| %s | %s | %.0f | %.1f | %s | %s | %.1f | %s | %s | %s |" % (
+            a.shape, t, size, e.get("pp", 0), "%.1f" % l["pp"] if "pp" in l else "-", ratio("pp"),
+            e.get("tg", 0), "%.1f" % l["tg"] if "tg" in l else "-", ratio("tg"),
+            "%.1f" % eb["tg"] if "tg" in eb else "-"))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

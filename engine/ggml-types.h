@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Tensor element types as GGUF files number them, their block layouts, and the scalar
+ * reference kernels: dequantize, quantize, and dot products of a weight row with an
+ * activation row. Weights keep the file's type; activations are converted once per
+ * matrix multiplication to the weight type's "dot partner" (F32 for F32, F16 for F16,
+ * BF16 for BF16, Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants), as llama.cpp does, so that
+ * results match it closely and the inner loops are integer dot products.
+ *
+ * The block layouts are part of the GGUF format and must stay byte-exact. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum GgmlType {
+        GGML_TYPE_F32 = 0,
+        GGML_TYPE_F16 = 1,
+        GGML_TYPE_Q4_0 = 2,
+        GGML_TYPE_Q4_1 = 3,
+        GGML_TYPE_Q5_0 = 6,
+        GGML_TYPE_Q5_1 = 7,
+        GGML_TYPE_Q8_0 = 8,
+        GGML_TYPE_Q8_1 = 9,
+        GGML_TYPE_Q2_K = 10,
+        GGML_TYPE_Q3_K = 11,
+        GGML_TYPE_Q4_K = 12,
+        GGML_TYPE_Q5_K = 13,
+        GGML_TYPE_Q6_K = 14,
+        GGML_TYPE_Q8_K = 15,
+        GGML_TYPE_BF16 = 30,
+        GGML_TYPE_MAX_ID = 64, /* ids past this are refused outright */
+} GgmlType;
+
+#define QK4_0 32
+#define QK8_0 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef uint16_t ggml_fp16_t;
+typedef uint16_t ggml_bf16_t;
+
+typedef struct BlockQ4_0 {
+        ggml_fp16_t d;
+        uint8_t qs[QK4_0 / 2];
+} BlockQ4_0;
+
+typedef struct BlockQ8_0 {
+        ggml_fp16_t d;
+        int8_t qs[QK8_0];
+} BlockQ8_0;
+
+typedef struct BlockQ4_K {
+        ggml_fp16_t d;
+        ggml_fp16_t dmin;
+        uint8_t scales[K_SCALE_SIZE];
+        uint8_t qs[QK_K / 2];
+} BlockQ4_K;
+
+typedef struct BlockQ5_K {
+        ggml_fp16_t d;
+        ggml_fp16_t dmin;
+        uint8_t scales[K_SCALE_SIZE];
+        uint8_t qh[QK_K / 8];
+        uint8_t qs[QK_K / 2];
+} BlockQ5_K;
+
+typedef struct BlockQ6_K {
+        uint8_t ql[QK_K / 2];
+        uint8_t qh[QK_K / 4];
+        int8_t scales[QK_K / 16];
+        ggml_fp16_t d;
+} BlockQ6_K;
+
+typedef struct BlockQ8_K {
+        float d;
+        int8_t qs[QK_K];
+        int16_t bsums[QK_K / 16];
+} BlockQ8_K;
+
+_Static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block layout");
+_Static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block layout");
+_Static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block layout");
+_Static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block layout");
+_Static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block layout");
+_Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block layout");
+
+/* Static description of one type. Types we can only size (to skip or report them) have
+ * supported = false. */
+typedef struct GgmlTypeTraits {
+        const char *name;
+        size_t block_size; /* elements per block */
+        size_t type_size; /* bytes per block */
+        bool supported; /* the engine computes with it */
+        GgmlType vec_dot_type;
+} GgmlTypeTraits;
+
+/* NULL for an id the format does not define. */
+const GgmlTypeTraits *ggml_type_traits(uint32_t type);
+const char *ggml_type_name(uint32_t type);
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size. */
+size_t ggml_row_size(GgmlType type, size_t n);
+
+float ggml_fp16_to_fp32(ggml_fp16_t h);
+ggml_fp16_t ggml_fp32_to_fp16(float f);
+float ggml_bf16_to_fp32(ggml_bf16_t h);
+ggml_bf16_t ggml_fp32_to_bf16(float f);
+
+/* Reference (portable C) kernels. n is a multiple of the type's block size. */
+int ggml_dequantize_row(GgmlType type, const void *src, float *dst, size_t n);
+int ggml_quantize_row(GgmlType type, const float *src, void *dst, size_t n);
+
+/* dot(x, y) where x is a row of type `type` and y a row of its vec_dot_type. */
+typedef float (*GgmlVecDotFn)(size_t n, const void *x, const void *y);
+/* Converts an f32 row into a vec_dot_type row. */
+typedef void (*GgmlFromFloatFn)(const float *src, void *dst, size_t n);
+
+/* out[k] = dot(x, y + k * y_stride) for k < 4: one weight row against four activation
+ * rows, so that the weights are unpacked once for four products (prompt processing). */
+typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_stride, float *out);
+
+typedef struct GgmlKernels {
+        GgmlVecDotFn vec_dot;
+        GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
+        GgmlFromFloatFn from_float; /* of the vec_dot_type */
+} GgmlKernels;
+
+/* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
+int ggml_kernels_get(GgmlType type, GgmlKernels *ret);
+int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret);
+/* Name of the instruction set the dispatcher picked: "avx512", "avx2" or "scalar".
+ * ENGINE_FORCE_SCALAR=1 in the environment forces the reference kernels,
+ * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine. */
+const char *ggml_kernels_isa(void);
+
+/* Dispatched helpers for attention (rows of any length). */
+float ggml_vec_dot_f16(size_t n, const ggml_fp16_t *x, const ggml_fp16_t *y);
+float ggml_vec_dot_f32(size_t n, const float *x, const float *y);
+/* y += s * x */
+void ggml_vec_mad_f16(size_t n, float *y, const ggml_fp16_t *x, float s);
+void ggml_vec_mad_f16_ref(size_t n, float *y, const ggml_fp16_t *x, float s);
+void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s);
+
+/* Reference converters and dot products, exported for the tests. */
+void ggml_quantize_row_q8_0_ref(const float *src, void *dst, size_t n);
+void ggml_quantize_row_q8_K_ref(const float *src, void *dst, size_t n);
+void ggml_fp32_to_fp16_row(const float *src, void *dst, size_t n);
+void ggml_fp32_to_bf16_row(const float *src, void *dst, size_t n);
+void ggml_fp32_to_fp32_row(const float *src, void *dst, size_t n);
+float ggml_vec_dot_f32_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_f16_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_bf16_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q8_0_q8_0_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_0_q8_0_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_K_q8_K_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q5_K_q8_K_ref(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q6_K_q8_K_ref(size_t n, const void *x, const void *y);
+
+/* AVX2/FMA kernels (kernels-avx2.c); only call when the CPU has avx2, fma and f16c. */
+void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n);
+void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n);
+void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n);
+float ggml_vec_dot_f32_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_f16_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *x, const void *y);
+void ggml_vec_dot4_f16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+bool ggml_cpu_has_avx2(void);
+
+/* AVX-512 (F, BW, VL) four-row kernels (kernels-avx512.c). */
+void ggml_vec_dot4_q8_0_q8_0_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_0_q8_0_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q4_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q6_K_q8_K_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_0_q8_0_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q4_K_q8_K_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *x, const void *y);
+float ggml_vec_dot_f16_avx512(size_t n, const void *x, const void *y);
+void ggml_vec_dot4_f16_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
+bool ggml_cpu_has_avx512(void);

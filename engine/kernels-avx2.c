@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* AVX2/FMA/F16C kernels. The whole file is compiled for that target (pragma below), and
+ * nothing here may be called unless ggml_cpu_has_avx2() said yes: the dispatcher in
+ * ggml-types.c makes that choice once. Each kernel computes the same quantity as its
+ * reference twin; only the summation order differs. */
+#include <string.h>
+
+#include "engine/ggml-types.h"
+
+bool ggml_cpu_has_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                __builtin_cpu_supports("f16c");
+#else
+        return false;
+#endif
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+
+static inline float hsum_ps(__m256 v)
+{
+        __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+        lo = _mm_add_ps(lo, hi);
+        lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+        lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+        return _mm_cvtss_f32(lo);
+}
+
+static inline __m256i sum_i16_pairs(__m256i x)
+{
+        return _mm256_madd_epi16(x, _mm256_set1_epi16(1));
+}
+
+/* Signed 8-bit dot product of 32 bytes into 8 i32 lanes. */
+static inline __m256i dot_i8(__m256i x, __m256i y)
+{
+        __m256i ax = _mm256_sign_epi8(x, x);
+        __m256i sy = _mm256_sign_epi8(y, x);
+        return sum_i16_pairs(_mm256_maddubs_epi16(ax, sy));
+}
+
+static inline float f16(ggml_fp16_t h)
+{
+        return _cvtsh_ss(h);
+}
+
+float ggml_vec_dot_f32_avx2(size_t n, const void *vx, const void *vy)
+{
+        const float *x = vx, *y = vy;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+        }
+        for (; i + 8 <= n; i += 8)
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < n; i++)
+                sum += x[i] * y[i];
+        return sum;
+}
+
+static inline __m256 load_f16(const ggml_fp16_t *p)
+{
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+float ggml_vec_dot_f16_avx2(size_t n, const void *vx, const void *vy)
+{
+        const ggml_fp16_t *x = vx, *y = vy;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+                a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
+                a1 = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), a1);
+                a2 = _mm256_fmadd_ps(load_f16(x + i + 16), load_f16(y + i + 16), a2);
+                a3 = _mm256_fmadd_ps(load_f16(x + i + 24), load_f16(y + i + 24), a3);
+        }
+        for (; i + 8 <= n; i += 8)
+                a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
+        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < n; i++)
+                sum += f16(x[i]) * f16(y[i]);
+        return sum;
+}
+
+void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
+{
+        __m256 vs = _mm256_set1_ps(s);
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(y + i,
+                                 _mm256_fmadd_ps(load_f16(x + i), vs, _mm256_loadu_ps(y + i)));
+        for (; i < n; i++)
+                y[i] += s * f16(x[i]);
+}
+
+void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_fp16_t *y = dst;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+                _mm_storeu_si128(
+                        (__m128i *)(y + i),
+                        _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+        for (; i < n; i++)
+                y[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void ggml_quantize_row_q8_0_avx2(const float *x, void *dst, size_t n)
+{
+        BlockQ8_0 *y = dst;
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        for (size_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+                __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8),
+                       v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+                __m256 m = _mm256_max_ps(
+                        _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                        _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+                __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+                m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+                float amax = _mm_cvtss_f32(m4);
+                float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+                y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+                __m256 mul = _mm256_set1_ps(id);
+                __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(
+                        _mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(
+                        _mm256_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(
+                        _mm256_mul_ps(v2, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(
+                        _mm256_mul_ps(v3, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                /* pack 32-bit -> 16-bit -> 8-bit, then undo the lane interleave */
+                i0 = _mm256_packs_epi32(i0, i1);
+                i2 = _mm256_packs_epi32(i2, i3);
+                i0 = _mm256_packs_epi16(i0, i2);
+                i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)y[i].qs, i0);
+        }
+}
+
+void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n)
+{
+        /* Same rounding as the reference (round half to even, -127/max with max the
+         * first element of largest magnitude), so results are bit-identical. */
+        BlockQ8_K *y = dst;
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        for (size_t i = 0; i < n / QK_K; i++, src += QK_K) {
+                __m256 m = _mm256_setzero_ps();
+                for (int j = 0; j < QK_K; j += 8)
+                        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + j)));
+                __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+                m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+                float amax = _mm_cvtss_f32(m4), max = 0.0f;
+                if (amax == 0.0f) {
+                        memset(&y[i], 0, sizeof(y[i]));
+                        continue;
+                }
+                for (int j = 0; j < QK_K; j++)
+                        if (__builtin_fabsf(src[j]) == amax) {
+                                max = src[j];
+                                break;
+                        }
+                float iscale = -127.0f / max;
+                __m256 vs = _mm256_set1_ps(iscale);
+                const __m256i lim = _mm256_set1_epi32(127);
+                for (int g = 0; g < QK_K / 16; g++) {
+                        __m256i a = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(
+                                                             _mm256_loadu_ps(src + 16 * g), vs)),
+                                                     lim);
+                        __m256i b =
+                                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(
+                                                         _mm256_loadu_ps(src + 16 * g + 8), vs)),
+                                                 lim);
+                        __m256i sum = _mm256_add_epi32(a, b);
+                        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum),
+                                                   _mm256_extracti128_si256(sum, 1));
+                        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+                        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+                        y[i].bsums[g] = (int16_t)_mm_cvtsi128_si32(s4);
+                        __m256i p16 = _mm256_packs_epi32(a, b); /* lanes: a0-3 b0-3 | a4-7 b4-7 */
+                        p16 = _mm256_permute4x64_epi64(p16, _MM_SHUFFLE(3, 1, 2, 0));
+                        __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16),
+                                                     _mm256_extracti128_si256(p16, 1));
+                        _mm_storeu_si128((__m128i *)(y[i].qs + 16 * g), p8);
+                }
+                y[i].d = 1.0f / iscale;
+        }
+}
+
+float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
+{
+        const BlockQ8_0 *x = vx, *y = vy;
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t i = 0; i < n / QK8_0; i++) {
+                __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+                __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+        }
+        return hsum_ps(acc);
+}
+
+static inline __m256i unpack_q4_0(const uint8_t *qs)
+{
+        __m128i b = _mm_loadu_si128((const __m128i *)qs);
+        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
+        return _mm256_set_m128i(hi, lo);
+}
+
+float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
+{
+        const BlockQ4_0 *x = vx;
+        const BlockQ8_0 *y = vy;
+        __m256 acc = _mm256_setzero_ps();
+        const __m256i off = _mm256_set1_epi8(8);
+        for (size_t i = 0; i < n / QK4_0; i++) {
+                __m256i qx = _mm256_sub_epi8(unpack_q4_0(x[i].qs), off);
+                __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+                __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+        }
+        return hsum_ps(acc);
+}
+
+static inline void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+        for (int j = 0; j < 4; j++) {
+                sc[j] = q[j] & 63;
+                m[j] = q[j + 4] & 63;
+        }
+        for (int j = 4; j < 8; j++) {
+                sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+                m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+}
+
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]): the minimums' share of a K-quant block,
+ * with mins16 holding each m[j] twice as 16-bit lanes. */
+static inline int mins_dot_bsums(__m256i mins16, const int16_t *bsums)
+{
+        __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mins16);
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(s);
+}
+
+static inline __m256i expand_mins(const uint8_t *m)
+{
+        return _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5],
+                                 m[5], m[6], m[6], m[7], m[7]);
+}
+
+float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+{
+        const BlockQ4_K *x = vx;
+        const BlockQ8_K *y = vy;
+        const __m256i mask = _mm256_set1_epi8(0xF);
+        __m256 acc = _mm256_setzero_ps();
+        float summ = 0.0f;
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                uint8_t sc[8], m[8];
+                scales_k4(x[i].scales, sc, m);
+                int summs = mins_dot_bsums(expand_mins(m), y[i].bsums);
+                float yd = y[i].d;
+                summ += f16(x[i].dmin) * yd * summs;
+
+                __m256i isum = _mm256_setzero_si256();
+                for (int j = 0; j < 4; j++) {
+                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+                        __m256i lo = _mm256_and_si256(q4, mask);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+                        __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
+                        __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
+                                                       _mm256_set1_epi16(sc[2 * j]));
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
+                                                       _mm256_set1_epi16(sc[2 * j + 1]));
+                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+                }
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * yd), _mm256_cvtepi32_ps(isum),
+                                      acc);
+        }
+        return hsum_ps(acc) - summ;
+}
+
+float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+{
+        const BlockQ6_K *x = vx;
+        const BlockQ8_K *y = vy;
+        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+        const __m256i m32 = _mm256_set1_epi8(32);
+        __m256 acc = _mm256_setzero_ps();
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+                const int8_t *q8 = y[i].qs, *sc = x[i].scales;
+                __m256i isum = _mm256_setzero_si256();
+
+                for (int h = 0; h < 2; h++) {
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                        __m256i v[4];
+                        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                        v[1] = _mm256_or_si256(
+                                _mm256_and_si256(l1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
+                                                  4));
+                        v[2] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
+                                                  4));
+                        v[3] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
+                                                  4));
+                        for (int k = 0; k < 4; k++) {
+                                __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+                                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yv),
+                                                             _mm256_maddubs_epi16(m32, yv));
+                                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]),
+                                                             _mm_set1_epi16(sc[2 * k]));
+                                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+                        }
+                        ql += 64;
+                        qh += 32;
+                        q8 += 128;
+                        sc += 8;
+                }
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * y[i].d),
+                                      _mm256_cvtepi32_ps(isum), acc);
+        }
+        return hsum_ps(acc);
+}
+
+/* ---- one weight row against four activation rows ---- */
+
+#define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
+
+void ggml_vec_dot4_f16_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const ggml_fp16_t *x = vx;
+        const ggml_fp16_t *y0 = Y(0, ggml_fp16_t), *y1 = Y(1, ggml_fp16_t), *y2 = Y(2, ggml_fp16_t),
+                          *y3 = Y(3, ggml_fp16_t);
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+                __m256 w = load_f16(x + i);
+                a0 = _mm256_fmadd_ps(w, load_f16(y0 + i), a0);
+                a1 = _mm256_fmadd_ps(w, load_f16(y1 + i), a1);
+                a2 = _mm256_fmadd_ps(w, load_f16(y2 + i), a2);
+                a3 = _mm256_fmadd_ps(w, load_f16(y3 + i), a3);
+        }
+        out[0] = hsum_ps(a0);
+        out[1] = hsum_ps(a1);
+        out[2] = hsum_ps(a2);
+        out[3] = hsum_ps(a3);
+        for (; i < n; i++) {
+                float w = f16(x[i]);
+                out[0] += w * f16(y0[i]);
+                out[1] += w * f16(y1[i]);
+                out[2] += w * f16(y2[i]);
+                out[3] += w * f16(y3[i]);
+        }
+}
+
+/* ax = |x| and the signs of x moved onto each y: maddubs needs an unsigned operand. */
+#define DOT4_Q8_BLOCKS(UNPACK, DX)                                                                 \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),            \
+                         _mm256_setzero_ps()};                                                     \
+        for (size_t i = 0; i < n / 32; i++) {                                                      \
+                __m256i qx = UNPACK;                                                               \
+                __m256i ax = _mm256_sign_epi8(qx, qx);                                             \
+                float dx = DX;                                                                     \
+                for (int k = 0; k < 4; k++) {                                                      \
+                        const BlockQ8_0 *yb = Y(k, BlockQ8_0) + i;                                 \
+                        __m256i sy =                                                               \
+                                _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yb->qs), qx); \
+                        __m256i p = sum_i16_pairs(_mm256_maddubs_epi16(ax, sy));                   \
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(yb->d)),                  \
+                                                 _mm256_cvtepi32_ps(p), acc[k]);                   \
+                }                                                                                  \
+        }                                                                                          \
+        for (int k = 0; k < 4; k++)                                                                \
+                out[k] = hsum_ps(acc[k]);
+
+void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ8_0 *x = vx;
+        DOT4_Q8_BLOCKS(_mm256_loadu_si256((const __m256i *)x[i].qs), f16(x[i].d))
+}
+
+void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ4_0 *x = vx;
+        const __m256i off = _mm256_set1_epi8(8);
+        DOT4_Q8_BLOCKS(_mm256_sub_epi8(unpack_q4_0(x[i].qs), off), f16(x[i].d))
+}
+
+void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ4_K *x = vx;
+        const __m256i mask = _mm256_set1_epi8(0xF);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+        float summ[4] = {};
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                uint8_t sc[8], m[8];
+                scales_k4(x[i].scales, sc, m);
+                float d = f16(x[i].d), dmin = f16(x[i].dmin);
+                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+                __m256i mins16 = expand_mins(m);
+                for (int k = 0; k < 4; k++) {
+                        const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
+                        summ[k] += dmin * yb->d * mins_dot_bsums(mins16, yb->bsums);
+                }
+                for (int j = 0; j < 4; j++) {
+                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+                        __m256i lo = _mm256_and_si256(q4, mask);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+                        __m256i s0 = _mm256_set1_epi16(sc[2 * j]),
+                                s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+                        for (int k = 0; k < 4; k++) {
+                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 64 * j;
+                                __m256i p0 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                lo, _mm256_loadu_si256((const __m256i *)q8)),
+                                        s0);
+                                __m256i p1 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                        s1);
+                                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(p0, p1));
+                        }
+                }
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
+                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = hsum_ps(acc[k]) - summ[k];
+}
+
+void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ6_K *x = vx;
+        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+        const __m256i m32 = _mm256_set1_epi8(32);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+                const int8_t *sc = x[i].scales;
+                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+                for (int h = 0; h < 2; h++) {
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                        __m256i v[4], s[4];
+                        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+                        v[1] = _mm256_or_si256(
+                                _mm256_and_si256(l1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
+                                                  4));
+                        v[2] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
+                                                  4));
+                        v[3] = _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
+                                                  4));
+                        for (int q = 0; q < 4; q++)
+                                s[q] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * q + 1]),
+                                                        _mm_set1_epi16(sc[2 * q]));
+                        for (int k = 0; k < 4; k++) {
+                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 128 * h;
+                                for (int q = 0; q < 4; q++) {
+                                        __m256i yv =
+                                                _mm256_loadu_si256((const __m256i *)(q8 + 32 * q));
+                                        __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[q], yv),
+                                                                     _mm256_maddubs_epi16(m32, yv));
+                                        isum[k] = _mm256_add_epi32(isum[k],
+                                                                   _mm256_madd_epi16(p, s[q]));
+                                }
+                        }
+                        ql += 64;
+                        qh += 32;
+                        sc += 8;
+                }
+                float d = f16(x[i].d);
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
+                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = hsum_ps(acc[k]);
+}
+
+#pragma GCC pop_options
+
+#else /* not x86: the dispatcher never calls these */
+
+#define NOT_X86(name, ...)                                                                         \
+        float name(size_t n, const void *x, const void *y)                                         \
+        {                                                                                          \
+                return 0.0f;                                                                       \
+        }
+NOT_X86(ggml_vec_dot_f32_avx2)
+NOT_X86(ggml_vec_dot_f16_avx2)
+NOT_X86(ggml_vec_dot_q8_0_q8_0_avx2)
+NOT_X86(ggml_vec_dot_q4_0_q8_0_avx2)
+NOT_X86(ggml_vec_dot_q4_K_q8_K_avx2)
+NOT_X86(ggml_vec_dot_q6_K_q8_K_avx2)
+void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
+{
+        ggml_vec_mad_f16_ref(n, y, x, s);
+}
+#define NOT_X86_4(name)                                                                            \
+        void name(size_t n, const void *x, const void *y, size_t ys, float *out)                   \
+        {                                                                                          \
+        }
+NOT_X86_4(ggml_vec_dot4_f16_avx2)
+NOT_X86_4(ggml_vec_dot4_q8_0_q8_0_avx2)
+NOT_X86_4(ggml_vec_dot4_q4_0_q8_0_avx2)
+NOT_X86_4(ggml_vec_dot4_q4_K_q8_K_avx2)
+NOT_X86_4(ggml_vec_dot4_q6_K_q8_K_avx2)
+void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_fp32_to_fp16_row(src, dst, n);
+}
+void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_quantize_row_q8_0_ref(src, dst, n);
+}
+void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_quantize_row_q8_K_ref(src, dst, n);
+}
+#endif

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Block formats and kernels: conversions, quantization error bounds, and the AVX2
+ * kernels against the reference ones. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "engine/ggml-types.h"
+#include "engine/threadpool.h"
+
+static float frand(unsigned *s)
+{
+        *s = *s * 1103515245u + 12345u;
+        return ((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+START_TEST(test_fp16)
+{
+        ck_assert_uint_eq(ggml_fp32_to_fp16(1.0f), 0x3c00);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(-2.0f), 0xc000);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(65504.0f), 0x7bff);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(1e6f), 0x7c00);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(0.0f), 0);
+        /* smallest subnormal and round-to-nearest-even at a tie */
+        ck_assert_uint_eq(ggml_fp32_to_fp16(5.9604645e-8f), 1);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);
+        ck_assert_uint_eq(ggml_fp32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);
+        ck_assert(isnan(ggml_fp16_to_fp32(ggml_fp32_to_fp16(NAN))));
+        for (uint32_t h = 0; h < 0x7c00; h++) {
+                /* every finite half survives the round trip */
+                ck_assert_uint_eq(ggml_fp32_to_fp16(ggml_fp16_to_fp32((uint16_t)h)), h);
+                ck_assert_uint_eq(ggml_fp32_to_fp16(ggml_fp16_to_fp32((uint16_t)(h | 0x8000))),
+                                  h | 0x8000);
+        }
+        ck_assert_float_eq(ggml_bf16_to_fp32(ggml_fp32_to_bf16(1.5f)), 1.5f);
+        ck_assert_uint_eq(ggml_fp32_to_bf16(1.0f), 0x3f80);
+}
+END_TEST
+
+START_TEST(test_traits)
+{
+        ck_assert_ptr_null(ggml_type_traits(4)); /* removed Q4_2 */
+        ck_assert_ptr_null(ggml_type_traits(1000));
+        ck_assert_str_eq(ggml_type_name(GGML_TYPE_Q4_K), "Q4_K");
+        ck_assert_uint_eq(ggml_row_size(GGML_TYPE_Q4_K, 512), 288);
+        ck_assert_uint_eq(ggml_row_size(GGML_TYPE_Q8_0, 33), 0);
+        ck_assert_uint_eq(ggml_row_size(GGML_TYPE_F16, 3), 6);
+        ck_assert(!ggml_type_traits(GGML_TYPE_Q2_K)->supported);
+}
+END_TEST
+
+static const GgmlType all_types[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16,
+                                     GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K,
+                                     GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+
+/* Round trip error relative to the block's range, per type. */
+START_TEST(test_quantize_roundtrip)
+{
+        static const float tol[] = {0.0f, 1e-3f, 8e-3f, 1e-2f, 0.15f, 0.1f, 0.05f, 0.05f};
+        enum {
+                N = 1024
+        };
+        float x[N], y[N];
+        uint8_t q[N * 4];
+        unsigned s = 1;
+
+        for (int i = 0; i < N; i++)
+                x[i] = frand(&s);
+        for (size_t t = 0; t < ELEMENTSOF(all_types); t++) {
+                ck_assert_int_eq(ggml_quantize_row(all_types[t], x, q, N), 0);
+                ck_assert_int_eq(ggml_dequantize_row(all_types[t], q, y, N), 0);
+                float worst = 0.0f;
+                for (int i = 0; i < N; i++)
+                        worst = fmaxf(worst, fabsf(x[i] - y[i]));
+                ck_assert_msg(worst <= tol[t], "%s: error %g > %g", ggml_type_name(all_types[t]),
+                              worst, tol[t]);
+        }
+        /* all-zero blocks stay zero (no division by a zero scale) */
+        memset(x, 0, sizeof(x));
+        for (size_t t = 0; t < ELEMENTSOF(all_types); t++) {
+                ggml_quantize_row(all_types[t], x, q, N);
+                ggml_dequantize_row(all_types[t], q, y, N);
+                for (int i = 0; i < N; i++)
+                        ck_assert_float_eq(y[i], 0.0f);
+        }
+        ck_assert_int_eq(ggml_quantize_row(GGML_TYPE_Q4_K, x, q, 100), -EINVAL);
+        ck_assert_int_eq(ggml_dequantize_row(GGML_TYPE_Q2_K, q, y, 256), -EOPNOTSUPP);
+}
+END_TEST
+
+START_TEST(test_q8_K)
+{
+        enum {
+                N = 512
+        };
+        float x[N], y[N];
+        BlockQ8_K b[N / QK_K];
+        unsigned s = 7;
+
+        for (int i = 0; i < N; i++)
+                x[i] = frand(&s) * 3.0f;
+        ggml_quantize_row_q8_K_ref(x, b, N);
+        for (int k = 0; k < N / QK_K; k++)
+                for (int j = 0; j < 16; j++) {
+                        int sum = 0;
+                        for (int i = 0; i < 16; i++)
+                                sum += b[k].qs[16 * j + i];
+                        ck_assert_int_eq(b[k].bsums[j], sum);
+                }
+        if (ggml_cpu_has_avx2()) {
+                BlockQ8_K b2[N / QK_K];
+                ggml_quantize_row_q8_K_avx2(x, b2, N);
+                ck_assert(memcmp(b, b2, sizeof(b)) == 0);
+        }
+        ggml_dequantize_row(GGML_TYPE_Q8_K, b, y, N);
+        for (int i = 0; i < N; i++)
+                ck_assert(fabsf(x[i] - y[i]) <= 3.0f / 127 * 0.51f);
+}
+END_TEST
+
+/* The dot product of the quantized pair equals the dot of their dequantized values, for
+ * both kernel sets; and it approximates the exact product. */
+START_TEST(test_dot_kernels)
+{
+        enum {
+                N = 2048
+        };
+        float x[N], y[N], dx[N], dy[N];
+        uint8_t qx[N * 4], qy[N * 4];
+        unsigned s = 3;
+
+        for (int i = 0; i < N; i++) {
+                x[i] = frand(&s);
+                y[i] = frand(&s) * 2.0f;
+        }
+        for (size_t t = 0; t < ELEMENTSOF(all_types); t++) {
+                GgmlType type = all_types[t];
+                GgmlKernels ref, fast;
+                ck_assert_int_eq(ggml_kernels_get_reference(type, &ref), 0);
+                ck_assert_int_eq(ggml_kernels_get(type, &fast), 0);
+                for (size_t n = ggml_type_traits(type)->block_size == 1 ? 37 : 256; n <= N;
+                     n *= 2) {
+                        GgmlType vt = ggml_type_traits(type)->vec_dot_type;
+                        if (ggml_row_size(type, n) == 0)
+                                continue;
+                        ggml_quantize_row(type, x, qx, n);
+                        ggml_dequantize_row(type, qx, dx, n);
+                        ref.from_float(y, qy, n);
+                        ggml_dequantize_row(vt, qy, dy, n);
+                        double exact = 0.0, mag = 0.0;
+                        for (size_t i = 0; i < n; i++) {
+                                exact += (double)dx[i] * dy[i];
+                                mag += fabs((double)dx[i] * dy[i]);
+                        }
+                        float r = ref.vec_dot(n, qx, qy), f = fast.vec_dot(n, qx, qy);
+                        ck_assert_msg(fabs(r - exact) <= 1e-5 * mag + 1e-5,
+                                      "%s ref n=%zu: %g vs %g", ggml_type_name(type), n, r, exact);
+                        ck_assert_msg(fabs(f - exact) <= 1e-5 * mag + 1e-5, "%s %s n=%zu: %g vs %g",
+                                      ggml_type_name(type), ggml_kernels_isa(), n, f, exact);
+                        /* four rows at once: each equal to the single-row kernel */
+                        if (fast.vec_dot4) {
+                                size_t rs = ggml_row_size(vt, n);
+                                uint8_t q4[4 * N * 4];
+                                float v[4];
+                                for (int k = 0; k < 4; k++) {
+                                        for (size_t i = 0; i < n; i++)
+                                                dy[i] = y[(i + 17 * k) % n] * (k + 1);
+                                        fast.from_float(dy, q4 + k * rs, n);
+                                }
+                                fast.vec_dot4(n, qx, q4, rs, v);
+                                for (int k = 0; k < 4; k++) {
+                                        float one = fast.vec_dot(n, qx, q4 + k * rs);
+                                        ck_assert_msg(fabsf(v[k] - one) <=
+                                                              1e-5f * fabsf(one) + 1e-4f,
+                                                      "%s dot4 row %d n=%zu: %g vs %g",
+                                                      ggml_type_name(type), k, n, v[k], one);
+                                }
+                        }
+                        /* the fast converter gives an equivalent partner row */
+                        uint8_t qy2[N * 4];
+                        fast.from_float(y, qy2, n);
+                        float f2 = fast.vec_dot(n, qx, qy2);
+                        ck_assert_msg(fabs(f2 - exact) <= 2e-3 * mag + 1e-4,
+                                      "%s converter: %g vs %g", ggml_type_name(type), f2, exact);
+                }
+        }
+}
+END_TEST
+
+START_TEST(test_f16_helpers)
+{
+        enum {
+                N = 67
+        };
+        float x[N], acc[N], acc2[N];
+        ggml_fp16_t h[N], h2[N];
+        unsigned s = 9;
+        for (int i = 0; i < N; i++) {
+                x[i] = frand(&s);
+                acc[i] = acc2[i] = frand(&s);
+        }
+        ggml_fp32_to_fp16_row(x, h, N);
+        if (ggml_cpu_has_avx2()) {
+                ggml_fp32_to_fp16_row_avx2(x, h2, N);
+                ck_assert(memcmp(h, h2, sizeof(h)) == 0);
+        }
+        ggml_vec_mad_f16_ref(N, acc, h, 0.5f);
+        ggml_vec_mad_f16(N, acc2, h, 0.5f);
+        for (int i = 0; i < N; i++)
+                ck_assert(fabsf(acc[i] - acc2[i]) < 1e-6f);
+        ck_assert(fabsf(ggml_vec_dot_f16(N, h, h) - ggml_vec_dot_f16_ref(N, h, h)) < 1e-4f);
+        ck_assert(fabsf(ggml_vec_dot_f32(N, x, x) - ggml_vec_dot_f32_ref(N, x, x)) < 1e-4f);
+}
+END_TEST
+
+/* The AVX2 and AVX-512 four-row kernels directly (the dispatcher hands out only one). */
+START_TEST(test_dot4_isas)
+{
+        enum {
+                N = 1024
+        };
+        static const struct {
+                GgmlType type;
+                GgmlVecDot4Fn avx2, avx512;
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_vec_dot4_q8_0_q8_0_avx2, ggml_vec_dot4_q8_0_q8_0_avx512},
+                {GGML_TYPE_Q4_0, ggml_vec_dot4_q4_0_q8_0_avx2, ggml_vec_dot4_q4_0_q8_0_avx512},
+                {GGML_TYPE_Q4_K, ggml_vec_dot4_q4_K_q8_K_avx2, ggml_vec_dot4_q4_K_q8_K_avx512},
+                {GGML_TYPE_Q6_K, ggml_vec_dot4_q6_K_q8_K_avx2, ggml_vec_dot4_q6_K_q8_K_avx512},
+                {GGML_TYPE_F16, ggml_vec_dot4_f16_avx2, ggml_vec_dot4_f16_avx512},
+        };
+        float x[N], y[N];
+        static uint8_t qx[N * 2], qy[4 * N * 2];
+        unsigned s = 5;
+
+        if (!ggml_cpu_has_avx2())
+                return;
+        for (int i = 0; i < N; i++)
+                x[i] = frand(&s);
+        for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                GgmlKernels ref;
+                ggml_kernels_get_reference(k[t].type, &ref);
+                GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                /* 7 Q8_0 blocks: an odd count exercises the AVX-512 tail */
+                size_t n = ggml_type_traits(k[t].type)->block_size == 32 ? 224
+                        : ggml_type_traits(k[t].type)->block_size == 1   ? 1000 + 7
+                                                                         : N;
+                size_t rs = ggml_row_size(vt, n);
+                ggml_quantize_row(k[t].type, x, qx, n);
+                for (int r = 0; r < 4; r++) {
+                        for (int i = 0; i < N; i++)
+                                y[i] = frand(&s) * (r + 1);
+                        ref.from_float(y, qy + r * rs, n);
+                }
+                float a[4], b[4];
+                k[t].avx2(n, qx, qy, rs, a);
+                if (ggml_cpu_has_avx512())
+                        k[t].avx512(n, qx, qy, rs, b);
+                for (int r = 0; r < 4; r++) {
+                        float one = ref.vec_dot(n, qx, qy + r * rs);
+                        ck_assert_msg(fabsf(a[r] - one) <= 1e-4f * (1 + fabsf(one)),
+                                      "%s avx2 %g vs %g", ggml_type_name(k[t].type), a[r], one);
+                        if (ggml_cpu_has_avx512())
+                                ck_assert_msg(fabsf(b[r] - one) <= 1e-4f * (1 + fabsf(one)),
+                                              "%s avx512 %g vs %g", ggml_type_name(k[t].type), b[r],
+                                              one);
+                }
+        }
+}
+END_TEST
+
+typedef struct SumJob {
+        const uint64_t *v;
+        size_t n;
+        uint64_t partial[64];
+} SumJob;
+
+static void sum_job(void *userdata, unsigned ith, unsigned nth)
+{
+        SumJob *j = userdata;
+        size_t lo, hi;
+        threadpool_split(j->n, ith, nth, &lo, &hi);
+        uint64_t s = 0;
+        for (size_t i = lo; i < hi; i++)
+                s += j->v[i];
+        j->partial[ith] = s;
+}
+
+START_TEST(test_threadpool)
+{
+        enum {
+                N = 10007
+        };
+        static uint64_t v[N];
+        ThreadPool *p;
+
+        for (size_t i = 0; i < N; i++)
+                v[i] = i;
+        ck_assert_uint_ge(cpu_physical_cores(), 1);
+        for (unsigned nth = 1; nth <= 4; nth++) {
+                ck_assert_int_eq(threadpool_new(nth, &p), 0);
+                ck_assert_uint_eq(threadpool_size(p), nth);
+                for (int round = 0; round < 200; round++) {
+                        SumJob j = {.v = v, .n = N};
+                        threadpool_run(p, sum_job, &j);
+                        uint64_t s = 0;
+                        for (unsigned k = 0; k < nth; k++)
+                                s += j.partial[k];
+                        ck_assert_uint_eq(s, (uint64_t)N * (N - 1) / 2);
+                }
+                p = threadpool_free(p);
+                ck_assert_ptr_null(p);
+        }
+        size_t lo, hi, covered = 0;
+        for (unsigned i = 0; i < 3; i++) {
+                threadpool_split(10, i, 3, &lo, &hi);
+                ck_assert_uint_eq(lo, covered);
+                covered = hi;
+        }
+        ck_assert_uint_eq(covered, 10);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("engine-types");
+        TCase *tc = tcase_create("engine-types");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_fp16);
+        tcase_add_test(tc, test_traits);
+        tcase_add_test(tc, test_quantize_roundtrip);
+        tcase_add_test(tc, test_q8_K);
+        tcase_add_test(tc, test_dot_kernels);
+        tcase_add_test(tc, test_f16_helpers);
+        tcase_add_test(tc, test_dot4_isas);
+        tcase_add_test(tc, test_threadpool);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
