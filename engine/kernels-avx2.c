@@ -119,6 +119,15 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
                 y[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
+{
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(dst + i, load_f16(src + i));
+        for (; i < n; i++)
+                dst[i] = f16(src[i]);
+}
+
 void ggml_quantize_row_q8_0_avx2(const float *x, void *dst, size_t n)
 {
         BlockQ8_0 *y = dst;
@@ -558,6 +567,11 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n)
 {
         ggml_quantize_row_q8_0_ref(src, dst, n);
+}
+void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                dst[i] = ggml_fp16_to_fp32(src[i]);
 }
 void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n)
 {
