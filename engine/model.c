@@ -516,6 +516,25 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
         }
 }
 
+typedef struct SwigluJob {
+        float *g;
+        const float *u;
+        size_t n;
+} SwigluJob;
+
+/* g = silu(g) * u, split across threads: for a prompt it is n_ff exponentials per token,
+ * too many for one thread while the others wait. */
+static void swiglu_job(void *userdata, unsigned ith, unsigned nth)
+{
+        SwigluJob *j = userdata;
+        size_t lo, hi;
+        threadpool_split(j->n, ith, nth, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                float g = j->g[i];
+                j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
+        }
+}
+
 typedef struct AttnJob {
         const Model *m;
         ForwardState *s;
@@ -741,9 +760,12 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                         float *outs[2] = {s->hb, s->hb2};
                         matmul(s, pool, s->xb, n, ws, outs, 2);
                 }
-                for (size_t i = 0; i < n * hp->n_ff; i++) {
-                        float g = s->hb[i];
-                        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+                {
+                        SwigluJob sj = {.g = s->hb, .u = s->hb2, .n = n * hp->n_ff};
+                        if (n >= 4)
+                                threadpool_run(pool, swiglu_job, &sj);
+                        else
+                                swiglu_job(&sj, 0, 1);
                 }
                 {
                         const Weight *ws[1] = {&l->w_down};
