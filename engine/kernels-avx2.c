@@ -4,15 +4,22 @@
  * ggml-types.c makes that choice once. Each kernel computes the same quantity as its
  * reference twin; only the summation order differs. */
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "engine/ggml-types.h"
 
 bool ggml_cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
+        unsigned a, b, c, d;
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
+        /* FMA and F16C by CPUID: clang's __builtin_cpu_supports() does not know those
+         * names; "avx2" also checks that the OS saves the AVX state */
+        if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C) || !(c & bit_FMA))
+                return false;
+        return __builtin_cpu_supports("avx2");
 #else
         return false;
 #endif
@@ -20,9 +27,14 @@ bool ggml_cpu_has_avx2(void)
 
 #if defined(__x86_64__) || defined(__i386__)
 
+#include <immintrin.h>
+/* Every function below is compiled for the target (GCC and clang spell it differently). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-#include <immintrin.h>
+#endif
 
 static inline float hsum_ps(__m256 v)
 {
@@ -534,7 +546,11 @@ void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                 out[k] = hsum_ps(acc[k]);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #else /* not x86: the dispatcher never calls these */
 

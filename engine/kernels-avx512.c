@@ -20,9 +20,15 @@ bool ggml_cpu_has_avx512(void)
 
 #if defined(__x86_64__)
 
+#include <immintrin.h>
+/* Every function below is compiled for the target (GCC and clang spell it differently). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl"))),   \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")
-#include <immintrin.h>
+#endif
 
 #define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
 
@@ -349,7 +355,11 @@ void ggml_vec_dot4_f16_avx512(size_t n, const void *vx, const void *vy, size_t y
         }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #else /* the dispatcher never calls these elsewhere */
 
