@@ -8,6 +8,7 @@
  *   engine-tool tokenize FILE TEXT     JSON: token ids (add_special, parse_special)
  *   engine-tool bench FILE [-p N] [-n N] [-t N] [-s SEQS] [-r REPS]
  *   engine-tool gen-tensor TYPE NE0 NE1 SEED SCALE OUT   deterministic random weights
+ *   engine-tool membw [-t N]           read bandwidth of N threads over 1 GiB (GB/s)
  *
  * Options for logits/greedy/tokenize: --threads N, --kv-f32, --scalar (reference kernels). */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "basic/alloc-util.h"
 #include "engine/engine.h"
 #include "engine/ggml-types.h"
+#include "engine/threadpool.h"
 
 static uint32_t opt_threads;
 static bool opt_kv_f32;
@@ -343,6 +345,52 @@ static int cmd_gen_tensor(int argc, char **argv)
         return fclose(f) == 0 ? 0 : 1;
 }
 
+typedef struct BwJob {
+        const uint64_t *buf;
+        size_t n;
+        uint64_t sums[64];
+} BwJob;
+
+static void bw_job(void *userdata, unsigned ith, unsigned nth)
+{
+        BwJob *j = userdata;
+        size_t lo, hi;
+        threadpool_split(j->n, ith, nth, &lo, &hi);
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = lo; i + 4 <= hi; i += 4) {
+                s0 += j->buf[i];
+                s1 += j->buf[i + 1];
+                s2 += j->buf[i + 2];
+                s3 += j->buf[i + 3];
+        }
+        j->sums[ith] = s0 + s1 + s2 + s3;
+}
+
+/* The bound decode speed is measured against: bytes of weights per token over this. */
+static int cmd_membw(int argc, char **argv)
+{
+        int i = parse_common(argc, argv);
+        if (i < 0)
+                return 2;
+        size_t n = (1u << 30) / sizeof(uint64_t);
+        _cleanup_free_ uint64_t *buf = new (uint64_t, n);
+        ThreadPool *p = NULL;
+        if (!buf || threadpool_new(opt_threads, &p) < 0)
+                return 1;
+        for (size_t k = 0; k < n; k++)
+                buf[k] = k;
+        BwJob j = {.buf = buf, .n = n};
+        double best = 0;
+        for (int rep = 0; rep < 5; rep++) {
+                double t0 = now_sec();
+                threadpool_run(p, bw_job, &j);
+                best = MAX(best, n * sizeof(uint64_t) / (now_sec() - t0) / 1e9);
+        }
+        printf("read bandwidth, %u threads: %.1f GB/s\n", threadpool_size(p), best);
+        threadpool_free(p);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2) {
@@ -368,6 +416,8 @@ int main(int argc, char **argv)
                 return cmd_bench(argc, argv);
         if (strcmp(cmd, "gen-tensor") == 0)
                 return cmd_gen_tensor(argc, argv);
+        if (strcmp(cmd, "membw") == 0)
+                return cmd_membw(argc, argv);
         fprintf(stderr, "Unknown command %s\n", cmd);
         return 2;
 }

@@ -868,3 +868,21 @@ void ggml_vec_mad_f16(size_t n, float *y, const ggml_fp16_t *x, float s)
         else
                 ggml_vec_mad_f16_ref(n, y, x, s);
 }
+
+void ggml_fp32_to_fp16_row_fast(const float *src, ggml_fp16_t *dst, size_t n)
+{
+        if (want_avx2())
+                ggml_fp32_to_fp16_row_avx2(src, dst, n);
+        else
+                ggml_fp32_to_fp16_row(src, dst, n);
+}
+
+void ggml_fp16_to_fp32_row_fast(const ggml_fp16_t *src, float *dst, size_t n)
+{
+        if (want_avx2()) {
+                ggml_fp16_to_fp32_row_avx2(src, dst, n);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                dst[i] = ggml_fp16_to_fp32(src[i]);
+}

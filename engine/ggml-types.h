@@ -137,6 +137,10 @@ const char *ggml_kernels_isa(void);
 /* Dispatched helpers for attention (rows of any length). */
 float ggml_vec_dot_f16(size_t n, const ggml_fp16_t *x, const ggml_fp16_t *y);
 float ggml_vec_dot_f32(size_t n, const float *x, const float *y);
+/* Row conversions, dispatched (AVX2/F16C when available). */
+void ggml_fp32_to_fp16_row_fast(const float *src, ggml_fp16_t *dst, size_t n);
+void ggml_fp16_to_fp32_row_fast(const ggml_fp16_t *src, float *dst, size_t n);
+void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n);
 /* y += s * x */
 void ggml_vec_mad_f16(size_t n, float *y, const ggml_fp16_t *x, float s);
 void ggml_vec_mad_f16_ref(size_t n, float *y, const ggml_fp16_t *x, float s);

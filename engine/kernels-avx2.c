@@ -4,15 +4,22 @@
  * ggml-types.c makes that choice once. Each kernel computes the same quantity as its
  * reference twin; only the summation order differs. */
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "engine/ggml-types.h"
 
 bool ggml_cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
+        unsigned a, b, c, d;
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
+        /* FMA and F16C by CPUID: clang's __builtin_cpu_supports() does not know those
+         * names; "avx2" also checks that the OS saves the AVX state */
+        if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C) || !(c & bit_FMA))
+                return false;
+        return __builtin_cpu_supports("avx2");
 #else
         return false;
 #endif
@@ -20,9 +27,14 @@ bool ggml_cpu_has_avx2(void)
 
 #if defined(__x86_64__) || defined(__i386__)
 
+#include <immintrin.h>
+/* Every function below is compiled for the target (GCC and clang spell it differently). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-#include <immintrin.h>
+#endif
 
 static inline float hsum_ps(__m256 v)
 {
@@ -117,6 +129,15 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
         for (; i < n; i++)
                 y[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
+{
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(dst + i, load_f16(src + i));
+        for (; i < n; i++)
+                dst[i] = f16(src[i]);
 }
 
 void ggml_quantize_row_q8_0_avx2(const float *x, void *dst, size_t n)
@@ -239,33 +260,35 @@ float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
         return hsum_ps(acc);
 }
 
-static inline void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
+/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes (word operations). */
+static inline void scales_mins_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
 {
-        for (int j = 0; j < 4; j++) {
-                sc[j] = q[j] & 63;
-                m[j] = q[j + 4] & 63;
-        }
-        for (int j = 4; j < 8; j++) {
-                sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-                m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
+        uint32_t u0, u1, u2;
+        memcpy(&u0, q, 4);
+        memcpy(&u1, q + 4, 4);
+        memcpy(&u2, q + 8, 4);
+        uint32_t w[4] = {u0 & 0x3f3f3f3fu, (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u),
+                         u1 & 0x3f3f3f3fu, ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)};
+        memcpy(sc, w, 8);
+        memcpy(m, w + 2, 8);
 }
 
-/* sum_j m[j] * (bsums[2j] + bsums[2j+1]): the minimums' share of a K-quant block,
- * with mins16 holding each m[j] twice as 16-bit lanes. */
-static inline int mins_dot_bsums(__m256i mins16, const int16_t *bsums)
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]) with the pair sums formed first. */
+static inline int mins_dot_pairs(__m128i m16, const int16_t *bsums)
 {
-        __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mins16);
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        return _mm_cvtsi128_si32(s);
+        __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+        __m128i p = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), m16);
+        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(p);
 }
 
-static inline __m256i expand_mins(const uint8_t *m)
+static inline __m128i widen8(const uint8_t *b)
 {
-        return _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5],
-                                 m[5], m[6], m[6], m[7], m[7]);
+        uint64_t v;
+        memcpy(&v, b, 8);
+        return _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)v));
 }
 
 float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
@@ -278,8 +301,8 @@ float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
 
         for (size_t i = 0; i < n / QK_K; i++) {
                 uint8_t sc[8], m[8];
-                scales_k4(x[i].scales, sc, m);
-                int summs = mins_dot_bsums(expand_mins(m), y[i].bsums);
+                scales_mins_k4(x[i].scales, sc, m);
+                int summs = mins_dot_pairs(widen8(m), y[i].bsums);
                 float yd = y[i].d;
                 summ += f16(x[i].dmin) * yd * summs;
 
@@ -428,14 +451,14 @@ void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
 
         for (size_t i = 0; i < n / QK_K; i++) {
                 uint8_t sc[8], m[8];
-                scales_k4(x[i].scales, sc, m);
+                scales_mins_k4(x[i].scales, sc, m);
                 float d = f16(x[i].d), dmin = f16(x[i].dmin);
                 __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                                    _mm256_setzero_si256(), _mm256_setzero_si256()};
-                __m256i mins16 = expand_mins(m);
+                __m128i m16 = widen8(m);
                 for (int k = 0; k < 4; k++) {
                         const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
-                        summ[k] += dmin * yb->d * mins_dot_bsums(mins16, yb->bsums);
+                        summ[k] += dmin * yb->d * mins_dot_pairs(m16, yb->bsums);
                 }
                 for (int j = 0; j < 4; j++) {
                         __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
@@ -523,7 +546,11 @@ void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                 out[k] = hsum_ps(acc[k]);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #else /* not x86: the dispatcher never calls these */
 
@@ -558,6 +585,11 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n)
 {
         ggml_quantize_row_q8_0_ref(src, dst, n);
+}
+void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                dst[i] = ggml_fp16_to_fp32(src[i]);
 }
 void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n)
 {

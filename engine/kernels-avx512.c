@@ -20,9 +20,15 @@ bool ggml_cpu_has_avx512(void)
 
 #if defined(__x86_64__)
 
+#include <immintrin.h>
+/* Every function below is compiled for the target (GCC and clang spell it differently). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl"))),   \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")
-#include <immintrin.h>
+#endif
 
 #define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
 
@@ -136,27 +142,6 @@ float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy)
         float out;
         q8_0_rows(n, vx, vy, 0, &out, 1);
         return out;
-}
-
-static inline void scales_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-        for (int j = 0; j < 4; j++) {
-                sc[j] = q[j] & 63;
-                m[j] = q[j + 4] & 63;
-        }
-        for (int j = 4; j < 8; j++) {
-                sc[j] = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-                m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-}
-
-static inline int mins_dot_bsums(__m256i mins16, const int16_t *bsums)
-{
-        __m256i p = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mins16);
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        return _mm_cvtsi128_si32(s);
 }
 
 /* The low and high nibbles of 32 bytes are the weights of 64 consecutive values, and the
@@ -370,7 +355,11 @@ void ggml_vec_dot4_f16_avx512(size_t n, const void *vx, const void *vy, size_t y
         }
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #else /* the dispatcher never calls these elsewhere */
 

@@ -516,6 +516,25 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
         }
 }
 
+typedef struct SwigluJob {
+        float *g;
+        const float *u;
+        size_t n;
+} SwigluJob;
+
+/* g = silu(g) * u, split across threads: for a prompt it is n_ff exponentials per token,
+ * too many for one thread while the others wait. */
+static void swiglu_job(void *userdata, unsigned ith, unsigned nth)
+{
+        SwigluJob *j = userdata;
+        size_t lo, hi;
+        threadpool_split(j->n, ith, nth, &lo, &hi);
+        for (size_t i = lo; i < hi; i++) {
+                float g = j->g[i];
+                j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
+        }
+}
+
 typedef struct AttnJob {
         const Model *m;
         ForwardState *s;
@@ -537,10 +556,9 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
         float *acc = scores + s->n_ctx;
         ggml_fp16_t *q16 = s->q16 + (size_t)ith * hd;
         bool f16 = kv->type == GGML_TYPE_F16;
-        size_t lo, hi;
-
-        threadpool_split(j->b->n * hp->n_head, ith, nth, &lo, &hi);
-        for (size_t item = lo; item < hi; item++) {
+        /* Items are dealt round-robin: later tokens attend to more positions, so
+         * contiguous ranges would load the last thread most. */
+        for (size_t item = ith; item < j->b->n * hp->n_head; item += nth) {
                 size_t t = item / hp->n_head, h = item % hp->n_head;
                 size_t seq = (size_t)j->b->seq[t], n_kv = (size_t)j->b->pos[t] + 1;
                 size_t kvh = h / group;
@@ -548,7 +566,7 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
                 float max = -INFINITY;
 
                 if (f16) {
-                        ggml_fp32_to_fp16_row(q, q16, hd);
+                        ggml_fp32_to_fp16_row_fast(q, q16, hd);
                         for (size_t p = 0; p < n_kv; p++) {
                                 const ggml_fp16_t *kr =
                                         (const ggml_fp16_t *)kv_cache_k(kv, seq, j->layer, p) +
@@ -570,11 +588,21 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
                         sum += scores[p];
                 }
                 float inv = (float)(1.0 / sum);
+                for (size_t p = 0; p < n_kv; p++)
+                        scores[p] *= inv;
+                if (f16) {
+                        /* the weights meet F16 values as F16, like ggml's product */
+                        for (size_t p0 = 0; p0 < n_kv; p0 += 64) {
+                                ggml_fp16_t tmp[64];
+                                size_t cnt = MIN((size_t)64, n_kv - p0);
+                                ggml_fp32_to_fp16_row_fast(scores + p0, tmp, cnt);
+                                ggml_fp16_to_fp32_row_fast(tmp, scores + p0, cnt);
+                        }
+                }
                 memset(acc, 0, hd * sizeof(float));
                 for (size_t p = 0; p < n_kv; p++) {
-                        float w = scores[p] * inv;
+                        float w = scores[p];
                         if (f16) {
-                                w = ggml_fp16_to_fp32(ggml_fp32_to_fp16(w));
                                 const ggml_fp16_t *vr =
                                         (const ggml_fp16_t *)kv_cache_v(kv, seq, j->layer, p) +
                                         kvh * hd;
@@ -708,8 +736,8 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                         void *kd = kv_cache_k(kv, b->seq[t], il, b->pos[t]);
                         void *vd = kv_cache_v(kv, b->seq[t], il, b->pos[t]);
                         if (kv->type == GGML_TYPE_F16) {
-                                ggml_fp32_to_fp16_row(k, kd, kv_dim);
-                                ggml_fp32_to_fp16_row(v, vd, kv_dim);
+                                ggml_fp32_to_fp16_row_fast(k, kd, kv_dim);
+                                ggml_fp32_to_fp16_row_fast(v, vd, kv_dim);
                         } else {
                                 memcpy(kd, k, kv_dim * sizeof(float));
                                 memcpy(vd, v, kv_dim * sizeof(float));
@@ -732,9 +760,12 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                         float *outs[2] = {s->hb, s->hb2};
                         matmul(s, pool, s->xb, n, ws, outs, 2);
                 }
-                for (size_t i = 0; i < n * hp->n_ff; i++) {
-                        float g = s->hb[i];
-                        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+                {
+                        SwigluJob sj = {.g = s->hb, .u = s->hb2, .n = n * hp->n_ff};
+                        if (n >= 4)
+                                threadpool_run(pool, swiglu_job, &sj);
+                        else
+                                swiglu_job(&sj, 0, 1);
                 }
                 {
                         const Weight *ws[1] = {&l->w_down};
