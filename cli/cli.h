@@ -49,3 +49,4 @@ int verb_status(int argc, char **argv);
 int verb_workers(int argc, char **argv);
 int verb_run(int argc, char **argv);
 int verb_token(int argc, char **argv);
+int verb_model(int argc, char **argv);

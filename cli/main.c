@@ -20,6 +20,7 @@ static const struct {
         {"workers", verb_workers, "list the agents"},
         {"run", verb_run, "run a command on the cluster"},
         {"token", verb_token, "create, list or revoke join tokens"},
+        {"model", verb_model, "run or inspect a GGUF model on this machine"},
 };
 
 static void help(void)
