@@ -4,6 +4,7 @@
  * string must parse again to the same address. */
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "basic/alloc-util.h"
 #include "shared/socket-util.h"
 
@@ -27,18 +28,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         r = socket_address_parse_numeric(s, &ss, &len);
         if (r == 0) {
-                assert(len <= sizeof(ss));
+                CHECK(len <= sizeof(ss));
                 r = socket_address_to_string((struct sockaddr *)&ss, len, buf, sizeof(buf));
-                assert(r == 0);
+                CHECK(r == 0);
                 /* Abstract names may hold bytes that do not survive as a C string. */
                 if (!(ss.ss_family == AF_UNIX && ((struct sockaddr *)&ss)->sa_data[0] == 0)) {
                         r = socket_address_parse_numeric(buf, &ss2, &len2);
-                        assert(r == 0);
+                        CHECK(r == 0);
                         /* IPv4-mapped IPv6 is shown, and so parses back, as IPv4. */
-                        assert(ss2.ss_family == ss.ss_family || ss.ss_family == AF_INET6);
+                        CHECK(ss2.ss_family == ss.ss_family || ss.ss_family == AF_INET6);
                 }
         } else
-                assert(r == -EINVAL || r == -EADDRNOTAVAIL);
+                CHECK(r == -EINVAL || r == -EADDRNOTAVAIL);
         free(s);
         return 0;
 }

@@ -4,17 +4,12 @@
  * encoded again and decoded again, and must come back identical. */
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "basic/buf.h"
 #include "shared/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Not assert(): these must hold in release builds too, and some have side effects. */
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        abort();                                                                   \
-        } while (0)
 
 /* Small enough to keep runs fast, large enough for every seed. */
 #define FUZZ_MAX_FRAME (1024U * 1024)

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* GGUF reader: any bytes must be either accepted with every tensor inside the buffer, or
  * refused with an error message; and an accepted file must survive the model loader. */
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 
@@ -18,25 +18,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         r = gguf_parse(data, size, &f, &error);
         if (r < 0) {
-                assert(error); /* every refusal explains itself */
+                CHECK(error); /* every refusal explains itself */
                 free(error);
                 return 0;
         }
         for (size_t i = 0; i < f->n_tensors; i++) {
                 const GgufTensor *t = &f->tensors[i];
                 const uint8_t *p = t->data;
-                assert(p >= data && p + t->size <= data + size);
-                assert(gguf_find_tensor(f, t->name) == t);
+                CHECK(p >= data && p + t->size <= data + size);
+                CHECK(gguf_find_tensor(f, t->name) == t);
         }
         for (size_t i = 0; i < f->n_kv; i++) {
                 const GgufKV *kv = &f->kv[i];
-                assert(gguf_find_kv(f, kv->key) == kv);
+                CHECK(gguf_find_kv(f, kv->key) == kv);
                 if (kv->type == GGUF_TYPE_ARRAY && kv->arr_type == GGUF_TYPE_STRING) {
                         const char **strs;
                         size_t *lens, n;
                         if (gguf_get_str_array(f, kv->key, &strs, &lens, &n) >= 0) {
                                 for (size_t k = 0; k < n; k++)
-                                        assert((const uint8_t *)strs[k] + lens[k] <= data + size);
+                                        CHECK((const uint8_t *)strs[k] + lens[k] <= data + size);
                                 free(strs);
                                 free(lens);
                         }
