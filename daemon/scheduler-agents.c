@@ -158,6 +158,7 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
         a->peer = p;
         p->agent = a;
         p->kind = PEER_AGENT;
+        peer_admitted(p);
         free(p->name);
         p->name = strdup(a->name);
         a->state = AGENT_READY;

@@ -22,6 +22,10 @@
 #define PROTOCOL_VERSION 1
 #define PROTOCOL_MIN_VERSION 1
 #define HELLO_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* Connections that have not been admitted yet (no hello, or refused and closing), per
+ * socket: the cluster port's cannot lock out the control socket. */
+#define PENDING_REMOTE_MAX 256U
+#define PENDING_LOCAL_MAX 512U
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
 
 typedef struct Manager Manager;
@@ -41,6 +45,7 @@ struct Peer {
         PeerKind kind;
         bool local; /* control socket */
         bool closing;
+        bool pending; /* counted in Manager.n_pending_{local,remote} */
         uint64_t id;
         char *name;
         Agent *agent; /* kind == PEER_AGENT */
@@ -107,6 +112,7 @@ struct Manager {
 
         LIST_HEAD(Peer, peers);
         unsigned n_peers, n_clients, n_agents_connected;
+        unsigned n_pending_local, n_pending_remote;
         uint64_t next_peer_id;
         Hashmap *agents; /* name -> Agent */
         Hashmap *tasks; /* task_id -> Task */
@@ -131,6 +137,7 @@ int manager_reload(Manager *m);
 /* scheduler-peers.c */
 void peer_free(Peer *p);
 void peer_close(Peer *p, const char *reason);
+void peer_admitted(Peer *p);
 int peer_send(Peer *p, const Cluster__Envelope *msg);
 int peer_send_error(Peer *p, Cluster__ErrorCode code, uint64_t request_id, uint64_t task_id,
                     const char *format, ...) _printf_(5, 6);

@@ -15,6 +15,20 @@ static const char *peer_label(const Peer *p)
         return p->name ?: conn_peer_address(p->conn);
 }
 
+/* p is an agent or a client now: it no longer counts against the pending bound. */
+void peer_admitted(Peer *p)
+{
+        Manager *m = p->manager;
+
+        if (!p->pending)
+                return;
+        p->pending = false;
+        if (p->local)
+                m->n_pending_local--;
+        else
+                m->n_pending_remote--;
+}
+
 void peer_free(Peer *p)
 {
         Manager *m;
@@ -35,6 +49,7 @@ void peer_free(Peer *p)
         }
         if (p->kind == PEER_CLIENT && m->n_clients > 0)
                 m->n_clients--;
+        peer_admitted(p);
         LIST_REMOVE(peers, m->peers, p);
         m->n_peers--;
         loop_source_free(p->hello_timer);
@@ -114,6 +129,7 @@ static int client_hello(Peer *p, const Cluster__Hello *hello)
                 return 0;
         }
         p->kind = PEER_CLIENT;
+        peer_admitted(p);
         m->n_clients++;
         p->tasks = hashmap_new(HASHMAP_U64);
         if (!p->tasks)
@@ -284,10 +300,16 @@ int manager_accept(Manager *m, int fd, bool local)
         Peer *p;
         int r;
 
-        /* Bound what unauthenticated peers can make us hold: beyond agents and clients,
-         * a few dozen handshakes in flight. */
-        if (m->n_peers >= m->config.max_agents + m->config.max_clients + 64) {
-                log_warning("Too many connections (%u), refusing a new one.", m->n_peers);
+        /* Bound what unauthenticated peers can make us hold. Agents and clients are
+         * bounded when they say hello; before that, each socket has its own bound, so
+         * that silent connections to the cluster port never lock out the local control
+         * socket (they used to share one limit of max_agents + max_clients + 64). */
+        if (local ? m->n_pending_local >= PENDING_LOCAL_MAX
+                  : m->n_pending_remote >= PENDING_REMOTE_MAX) {
+                log_warning("Too many connections on the %s socket that did not say hello "
+                            "(%u), refusing a new one.",
+                            local ? "control" : "cluster",
+                            local ? m->n_pending_local : m->n_pending_remote);
                 return -EMFILE;
         }
         p = new0(Peer, 1);
@@ -303,6 +325,11 @@ int manager_accept(Manager *m, int fd, bool local)
         }
         LIST_PREPEND(peers, m->peers, p);
         m->n_peers++;
+        p->pending = true;
+        if (local)
+                m->n_pending_local++;
+        else
+                m->n_pending_remote++;
         r = loop_add_timer(m->loop, loop_now(m->loop) + HELLO_TIMEOUT_USEC, on_hello_timeout, p,
                            &p->hello_timer);
         if (r < 0) {
