@@ -258,8 +258,21 @@ static void on_message(Conn *c, const Cluster__Envelope *msg, void *userdata)
                 break;
         case PEER_CLIENT:
                 handle_client_message(p, msg);
+                /* A client that sends requests without reading the answers: stop
+                 * reading it until it catches up, rather than queueing answers up to
+                 * the connection's hard limit (64 MiB each). on_drain resumes. */
+                if (!p->closing && conn_congested(p->conn))
+                        conn_pause_read(p->conn);
                 break;
         }
+}
+
+static void on_drain(Conn *c, void *userdata)
+{
+        Peer *p = userdata;
+
+        if (p->kind == PEER_CLIENT && !p->closing)
+                conn_resume_read(p->conn);
 }
 
 static void on_close(Conn *c, int error, const char *reason, void *userdata)
@@ -286,6 +299,7 @@ static void on_hello_timeout(LoopSource *s, void *userdata)
 
 static const ConnOps peer_conn_ops = {
         .on_message = on_message,
+        .on_drain = on_drain,
         .on_close = on_close,
 };
 
