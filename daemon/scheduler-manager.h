@@ -27,6 +27,9 @@
 #define PENDING_REMOTE_MAX 256U
 #define PENDING_LOCAL_MAX 512U
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
+/* Memory all tasks' specs may take (queued or running), whatever max_queued_tasks
+ * says: a spec can be over a megabyte (128 KiB of argv, 1 MiB of env). */
+#define TASKS_BYTES_MAX (128U * 1024 * 1024)
 
 typedef struct Manager Manager;
 typedef struct Peer Peer;
@@ -92,6 +95,7 @@ struct Task {
         uint64_t request_id;
         Agent *agent;
         usec_t submitted; /* CLOCK_MONOTONIC */
+        size_t bytes; /* charged to Manager.tasks_bytes */
         LIST_FIELDS(Task, queue);
 };
 
@@ -121,6 +125,7 @@ struct Manager {
         unsigned n_queued, n_running;
         uint64_t next_task_id;
         uint64_t tasks_total;
+        size_t tasks_bytes; /* estimated memory of every Task and its spec */
         usec_t started; /* CLOCK_MONOTONIC */
         bool draining;
         bool exiting; /* closing every connection, then exit */

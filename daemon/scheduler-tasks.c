@@ -49,6 +49,7 @@ Task *task_free(Task *t)
                 return NULL;
         task_unlink(t);
         hashmap_remove_u64(t->manager->tasks, t->id);
+        t->manager->tasks_bytes -= MIN(t->manager->tasks_bytes, t->bytes);
         if (t->spec)
                 cluster__task_spec__free_unpacked(t->spec, NULL);
         free(t);
@@ -217,6 +218,16 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
                                       "too many queued tasks (%u)", m->n_queued);
                 return;
         }
+        /* What the unpacked copy will cost: the packed bytes, an allocation per string,
+         * and the structures. */
+        size_t bytes = cluster__task_spec__get_packed_size(spec) +
+                (spec->n_argv + spec->n_env) * 48 + sizeof(Task) + sizeof(Cluster__TaskSpec);
+        if (m->tasks_bytes + bytes > TASKS_BYTES_MAX) {
+                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_BUSY, req->request_id, 0,
+                                      "too many tasks waiting (%u queued, %zu MiB)", m->n_queued,
+                                      m->tasks_bytes >> 20);
+                return;
+        }
 
         t = new0(Task, 1);
         if (!t) {
@@ -238,6 +249,8 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
                                       "out of memory");
                 return;
         }
+        t->bytes = bytes;
+        m->tasks_bytes += bytes;
         t->spec->task_id = t->id;
         if (t->spec->output_window == 0)
                 t->spec->output_window = TASK_OUTPUT_WINDOW_DEFAULT;
