@@ -27,6 +27,7 @@
 #define PENDING_REMOTE_MAX 256U
 #define PENDING_LOCAL_MAX 512U
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
+#define TASK_OUTPUT_WINDOW_MAX (16U * 1024U * 1024U)
 /* Memory all tasks' specs may take (queued or running), whatever max_queued_tasks
  * says: a spec can be over a megabyte (128 KiB of argv, 1 MiB of env). */
 #define TASKS_BYTES_MAX (128U * 1024 * 1024)
@@ -96,6 +97,7 @@ struct Task {
         Agent *agent;
         usec_t submitted; /* CLOCK_MONOTONIC */
         size_t bytes; /* charged to Manager.tasks_bytes */
+        uint64_t output_unacked; /* output relayed to the client, not acknowledged yet */
         LIST_FIELDS(Task, queue);
 };
 

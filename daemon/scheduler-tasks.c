@@ -254,6 +254,8 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
         t->spec->task_id = t->id;
         if (t->spec->output_window == 0)
                 t->spec->output_window = TASK_OUTPUT_WINDOW_DEFAULT;
+        /* The window is what the scheduler may have to hold for a slow client. */
+        t->spec->output_window = MIN(t->spec->output_window, TASK_OUTPUT_WINDOW_MAX);
         if (hashmap_put_u64(p->tasks, t->id, t) < 0) {
                 task_free(t);
                 (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_INTERNAL, req->request_id, 0,
@@ -324,6 +326,20 @@ void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
         }
         if (t->state == TASK_QUEUED)
                 return; /* input before start: the client waits for TaskStarted first */
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_ACK) {
+                /* A client can only give back credit for output it was sent: an ack of
+                 * 2^63 bytes would let the agent send without bound, and us hold it. */
+                Cluster__TaskAck ack = *msg->task_ack;
+                Cluster__Envelope env = *msg;
+
+                ack.bytes = MIN(ack.bytes, t->output_unacked);
+                t->output_unacked -= ack.bytes;
+                if (ack.bytes == 0)
+                        return;
+                env.task_ack = &ack;
+                send_to_agent(t, &env);
+                return;
+        }
         send_to_agent(t, msg);
 }
 
@@ -371,6 +387,10 @@ void task_agent_message(Agent *a, const Cluster__Envelope *msg)
                 break;
         }
         case CLUSTER__ENVELOPE__MSG_TASK_OUTPUT:
+                t->output_unacked += msg->task_output->data.len;
+                if (t->client)
+                        (void)peer_send(t->client, msg);
+                break;
         case CLUSTER__ENVELOPE__MSG_TASK_ACK:
                 if (t->client)
                         (void)peer_send(t->client, msg);
