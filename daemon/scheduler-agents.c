@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,6 +187,30 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
         return 0;
 }
 
+/* Loads are measurements: NaN, infinities and negative values from a broken or lying
+ * agent become 0, so that placement, `cluster-ai workers` and its JSON (which cannot
+ * hold NaN) see numbers. */
+static void load_sanitize(Cluster__Load *l)
+{
+        float *f[] = {
+                &l->cpu_busy,
+                &l->load_avg1,
+                &l->psi_cpu_some_avg10,
+                &l->psi_mem_some_avg10,
+                &l->psi_io_some_avg10,
+                &l->runq_latency_p50_us,
+                &l->runq_latency_p99_us,
+                &l->psi_mem_full_avg10,
+                &l->psi_io_full_avg10,
+                &l->io_latency_p50_us,
+                &l->io_latency_p99_us,
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                if (!isfinite(*f[i]) || *f[i] < 0)
+                        *f[i] = 0;
+}
+
 void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
 {
         Agent *a = p->agent;
@@ -217,6 +242,7 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                 if (msg->heartbeat->load) {
                         Cluster__Load *load = PROTO_COPY(msg->heartbeat->load);
                         if (load) {
+                                load_sanitize(load);
                                 if (a->load)
                                         cluster__load__free_unpacked(a->load, NULL);
                                 a->load = load;
