@@ -98,6 +98,7 @@ struct Task {
         usec_t submitted; /* CLOCK_MONOTONIC */
         size_t bytes; /* charged to Manager.tasks_bytes */
         uint64_t output_unacked; /* output relayed to the client, not acknowledged yet */
+        uint64_t input_unacked; /* stdin relayed to the agent, not acknowledged yet */
         LIST_FIELDS(Task, queue);
 };
 

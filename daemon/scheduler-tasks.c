@@ -326,6 +326,25 @@ void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
         }
         if (t->state == TASK_QUEUED)
                 return; /* input before start: the client waits for TaskStarted first */
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT) {
+                /* Stdin runs under the same window as output (docs/protocol.md): a
+                 * client that ignores it would make us queue its data towards the
+                 * agent until that connection's hard limit cuts the agent off, with
+                 * everyone else's tasks on it. */
+                uint64_t len = msg->task_input->data.len;
+                if (t->input_unacked + len > t->spec->output_window) {
+                        log_notice("Client %s sent stdin for task %" PRIu64
+                                   " beyond its window, closing it.",
+                                   p->name ?: conn_peer_address(p->conn), t->id);
+                        (void)conn_send_error_and_close(
+                                p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
+                                "stdin of task %" PRIu64 " sent beyond its window of %u bytes",
+                                t->id, t->spec->output_window);
+                        p->closing = true;
+                        return;
+                }
+                t->input_unacked += len;
+        }
         if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_ACK) {
                 /* A client can only give back credit for output it was sent: an ack of
                  * 2^63 bytes would let the agent send without bound, and us hold it. */
@@ -392,6 +411,7 @@ void task_agent_message(Agent *a, const Cluster__Envelope *msg)
                         (void)peer_send(t->client, msg);
                 break;
         case CLUSTER__ENVELOPE__MSG_TASK_ACK:
+                t->input_unacked -= MIN(t->input_unacked, msg->task_ack->bytes);
                 if (t->client)
                         (void)peer_send(t->client, msg);
                 break;
