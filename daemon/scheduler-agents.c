@@ -38,8 +38,23 @@ static int agent_get_or_new(Manager *m, const char *name, Agent **ret)
                 *ret = a;
                 return 0;
         }
-        if (hashmap_size(m->agents) >= m->config.max_agents)
-                return -EMFILE;
+        if (hashmap_size(m->agents) >= m->config.max_agents) {
+                /* Full: the agent lost for the longest time makes room. Lost agents are
+                 * only remembered for `cluster-ai workers`; their admission is in the
+                 * store, so they rejoin whenever they come back. Without this, names
+                 * that joined once (one auto-approved certificate can claim any
+                 * number) would keep every new agent out for the scheduler's life. */
+                Agent *oldest = NULL, *i;
+                HASHMAP_FOREACH (i, m->agents)
+                        if (i->state == AGENT_LOST && !i->peer && hashmap_size(i->tasks) == 0 &&
+                            (!oldest || i->last_heartbeat < oldest->last_heartbeat))
+                                oldest = i;
+                if (!oldest)
+                        return -EMFILE;
+                log_info("Forgetting lost agent %s to make room for %s.", oldest->name, name);
+                hashmap_remove(m->agents, oldest->name);
+                agent_free(oldest);
+        }
         a = new0(Agent, 1);
         if (!a)
                 return -ENOMEM;

@@ -516,6 +516,38 @@ def fake_agent_lies(c):
 
 
 @case
+def agent_names_flood(c):
+    """One auto-approved certificate claiming name after name: live agents stay bounded
+    by max_agents, and names that left do not keep new agents out."""
+    with open(os.path.join(c.dir, "scheduler.yaml"), "w") as f:
+        f.write("max_agents: 8\n")
+    setup(c)
+    cert = make_cert(c.dir, "many")
+    live = []
+    for i in range(7):
+        a, _ = fake_agent(c, "many-%d" % i, cert)
+        live.append(a)
+    # The ninth live agent is one too many.
+    a = RawPeer.tls(c.address, *cert)
+    a.send(hello(role=2, name=b"many-x"))
+    m = a.recv()
+    assert m and m[0] == "error" and b"too many agents" in m[1][2][0], m
+    a.close()
+    for a in live:
+        a.close()
+    # Forty more names come and go.
+    for i in range(40):
+        a, _ = fake_agent(c, "gone-%d" % i, cert)
+        a.close()
+    w = wait_for(lambda: len(c.workers() or {}) <= 8 and c.workers(), 10, "at most 8 agents")
+    assert w["alpha"]["state"] == "ready", w
+    c.start_agent("late")
+    healthy(c, "a flood of agent names")
+    r = c.cli("run", "--agent", "late", "--", "echo", "late")
+    assert r.stdout == b"late\n", r
+
+
+@case
 def fake_agent_garbage(c):
     """Mutated frames from an admitted agent over TLS, each on a new session."""
     setup(c)
