@@ -26,6 +26,8 @@
  * socket: the cluster port's cannot lock out the control socket. */
 #define PENDING_REMOTE_MAX 256U
 #define PENDING_LOCAL_MAX 512U
+/* The frame limit until a peer is admitted: a Hello is a few hundred bytes. */
+#define PENDING_MAX_FRAME (64U * 1024)
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
 #define TASK_OUTPUT_WINDOW_MAX (16U * 1024U * 1024U)
 /* Memory all tasks' specs may take (queued or running), whatever max_queued_tasks

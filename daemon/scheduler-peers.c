@@ -15,8 +15,7 @@ static const char *peer_label(const Peer *p)
         return p->name ?: conn_peer_address(p->conn);
 }
 
-/* p is an agent or a client now: it no longer counts against the pending bound. */
-void peer_admitted(Peer *p)
+static void peer_unpend(Peer *p)
 {
         Manager *m = p->manager;
 
@@ -27,6 +26,16 @@ void peer_admitted(Peer *p)
                 m->n_pending_local--;
         else
                 m->n_pending_remote--;
+}
+
+/* p is an agent or a client now: it no longer counts against the pending bound, and
+ * may send frames up to max_frame. */
+void peer_admitted(Peer *p)
+{
+        if (!p->pending)
+                return;
+        peer_unpend(p);
+        conn_set_max_frame(p->conn, p->manager->config.max_frame);
 }
 
 void peer_free(Peer *p)
@@ -49,7 +58,7 @@ void peer_free(Peer *p)
         }
         if (p->kind == PEER_CLIENT && m->n_clients > 0)
                 m->n_clients--;
-        peer_admitted(p);
+        peer_unpend(p);
         LIST_REMOVE(peers, m->peers, p);
         m->n_peers--;
         loop_source_free(p->hello_timer);
@@ -309,7 +318,7 @@ int manager_accept(Manager *m, int fd, bool local)
         ConnConfig cfg = {
                 .tls = local ? NULL : m->identity,
                 .server = true,
-                .max_frame = m->config.max_frame,
+                .max_frame = MIN(m->config.max_frame, (uint64_t)PENDING_MAX_FRAME),
         };
         Peer *p;
         int r;

@@ -287,6 +287,43 @@ def slowloris(c):
     healthy(c, "slowloris")
 
 
+@case
+def big_frames_before_hello(c):
+    """Peers that have not said who they are announce 16 MiB frames and send most of
+    them: refused at the header, the scheduler does not buffer them."""
+    setup(c)
+    pid = c.scheduler.proc.pid
+    for _ in range(3):
+        healthy(c, "warm-up")
+    before = vm_rss_kib(pid)
+    body = b"\x0a" * (8 << 20)
+    socks = []
+    for i in range(24):
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(c.socket)
+        u.settimeout(2 * SLOW)
+        try:
+            u.sendall(((16 << 20) - 1).to_bytes(4, "big") + body)
+        except (socket.timeout, TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass
+        socks.append(u)
+    cert = make_cert(c.dir, "big")
+    for i in range(4):
+        a = RawPeer.tls(c.address, *cert)
+        a.sock.settimeout(2 * SLOW)
+        try:
+            a.sock.sendall(((16 << 20) - 1).to_bytes(4, "big") + body)
+        except (socket.timeout, TimeoutError, BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        socks.append(a.sock)
+    grew = vm_rss_kib(pid) - before
+    print("8 MiB of a frame from 28 peers before hello: VmRSS +%d KiB" % grew)
+    assert grew < 32 * 1024 * MEM, grew
+    healthy(c, "big frames before hello")
+    for u in socks:
+        u.close()
+
+
 # -- floods --------------------------------------------------------------------------
 
 def flood(c, payload, count, reader_check=None):
