@@ -125,6 +125,16 @@ def garbage_frames(c):
     still_talks(p)
     p.close()
     healthy(c, "misdirected messages")
+    # Strings from peers end up in log messages: they cannot forge log lines.
+    q = RawPeer.control(c.socket)
+    q.send(field(1, 2, field(1, 0, 1) + field(2, 0, 1) + field(3, 0, 3) +
+                 field(4, 2, b"n\nFORGED-NAME") + field(7, 2, b"x\n<0>FORGED-CLUSTER")))
+    m = q.recv()
+    assert m and m[0] == "error", m
+    q.close()
+    lines = c.scheduler.text().splitlines()
+    assert any("FORGED-CLUSTER" in line for line in lines), "the refusal was not logged"
+    assert not [line for line in lines if line.startswith(("FORGED", "<0>FORGED"))], lines[-5:]
 
 
 @case
