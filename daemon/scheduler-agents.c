@@ -226,6 +226,15 @@ static void load_sanitize(Cluster__Load *l)
                         *f[i] = 0;
 }
 
+/* Drops the entries of an unpacked repeated string field beyond max (the strings are
+ * the message's own allocations, freed here). */
+static void proto_strv_truncate(char ***v, size_t *n, size_t max)
+{
+        for (size_t i = max; i < *n; i++)
+                free((*v)[i]);
+        *n = MIN(*n, max);
+}
+
 void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
 {
         Agent *a = p->agent;
@@ -240,6 +249,11 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                         log_oom();
                         return;
                 }
+                /* Every worker's info goes into each StatusReply: 4096 features and
+                 * 4096 models of 255 bytes from a few agents would make it larger than
+                 * a frame, and status fail for everyone. Keep what a real host has. */
+                proto_strv_truncate(&info->features, &info->n_features, AGENT_INFO_LIST_MAX);
+                proto_strv_truncate(&info->models, &info->n_models, AGENT_INFO_LIST_MAX);
                 if (a->info)
                         cluster__agent_info__free_unpacked(a->info, NULL);
                 a->info = info;

@@ -30,6 +30,8 @@
 #define PENDING_MAX_FRAME (64U * 1024)
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
 #define TASK_OUTPUT_WINDOW_MAX (16U * 1024U * 1024U)
+/* Entries of AgentInfo.features and .models the scheduler keeps. */
+#define AGENT_INFO_LIST_MAX 64U
 /* Memory all tasks' specs may take (queued or running), whatever max_queued_tasks
  * says: a spec can be over a megabyte (128 KiB of argv, 1 MiB of env). */
 #define TASKS_BYTES_MAX (128U * 1024 * 1024)

@@ -342,9 +342,11 @@ def ping(nonce=1):
     return envelope("ping", field(1, 0, nonce))
 
 
-def agent_info(cpus=1, memory=1 << 30, max_tasks=0, hostname="fake"):
+def agent_info(cpus=1, memory=1 << 30, max_tasks=0, hostname="fake", features=(), models=()):
     p = field(1, 2, s(hostname)) + field(2, 2, b"x86_64") + field(3, 2, b"6.1")
     p += field(4, 0, cpus) + field(5, 0, memory)
+    p += b"".join(field(6, 2, s(f)) for f in features)
+    p += b"".join(field(7, 2, s(m)) for m in models)
     if max_tasks:
         p += field(10, 0, max_tasks)
     return envelope("agent_info", p)

@@ -595,6 +595,34 @@ def agent_names_flood(c):
 
 
 @case
+def fat_agent_info(c):
+    """Agents describing themselves with the most the protocol allows (4096 features and
+    4096 models of 255 bytes, 2 MiB each): the scheduler keeps a bounded copy, and the
+    status of ten of them still fits in a frame."""
+    setup(c)
+    cert = make_cert(c.dir, "fat")
+    pid = c.scheduler.proc.pid
+    before = vm_rss_kib(pid)
+    lots = ["f%03d" % (i % 1000) + "x" * 251 for i in range(4096)]
+    live = []
+    for i in range(10):
+        a, _ = fake_agent(c, "fat-%d" % i, cert)
+        a.send(agent_info(cpus=2, features=lots, models=lots))
+        a.send(heartbeat())
+        live.append(a)
+    wait_for(lambda: sum(1 for w in (c.workers() or {}).values() if w["state"] == "ready") == 11,
+             10, "the fat agents")
+    grew = vm_rss_kib(pid) - before
+    print("10 agents with 2 MiB of AgentInfo each: VmRSS +%d KiB" % grew)
+    assert grew < 24 * 1024 * MEM, grew
+    w = c.workers()
+    assert 0 < len(w["fat-3"]["features"]) <= 256, len(w["fat-3"]["features"])
+    healthy(c, "fat agent infos")
+    for a in live:
+        a.close()
+
+
+@case
 def fake_agent_garbage(c):
     """Mutated frames from an admitted agent over TLS, each on a new session."""
     setup(c)
