@@ -623,6 +623,29 @@ def fat_agent_info(c):
 
 
 @case
+def status_larger_than_a_frame(c):
+    """With a small max_frame, three agents' features and models make the status larger
+    than a frame: it is answered without those lists instead of failing."""
+    with open(os.path.join(c.dir, "scheduler.yaml"), "w") as f:
+        f.write("max_frame: 64KiB\n")
+    setup(c)
+    cert = make_cert(c.dir, "wide")
+    lots = ["w%03d" % i + "y" * 251 for i in range(60)]
+    live = []
+    for i in range(3):
+        a, _ = fake_agent(c, "wide-%d" % i, cert)
+        a.send(agent_info(cpus=2, features=lots, models=lots))
+        live.append(a)
+    wait_for(lambda: (c.workers() or {}).get("wide-2", {}).get("cpus") == 2, 10,
+             "the wide agents")
+    w = c.workers()
+    assert w["wide-0"]["features"] == [] and w["alpha"]["cpus"] >= 1, w["wide-0"]
+    healthy(c, "a status larger than a frame")
+    for a in live:
+        a.close()
+
+
+@case
 def fake_agent_garbage(c):
     """Mutated frames from an admitted agent over TLS, each on a new session."""
     setup(c)
