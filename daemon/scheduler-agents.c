@@ -295,9 +295,15 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                 log_notice("Agent %s reported: %s", a->name, strna(msg->error->message));
                 break;
         default:
-                log_notice("Unexpected %s from agent %s.", envelope_type_name(msg), a->name);
-                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0, 0,
-                                      "unexpected %s from an agent", envelope_type_name(msg));
+                /* Not something an agent says: a broken or hostile peer. Answering
+                 * each one let it flood our log and its send queue; end it instead. */
+                log_notice("Unexpected %s from agent %s, closing its connection.",
+                           envelope_type_name(msg), a->name);
+                (void)conn_send_error_and_close(p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
+                                                "unexpected %s from an agent",
+                                                envelope_type_name(msg));
+                p->closing = true;
+                agent_disconnected(a, "protocol error");
                 break;
         }
 }

@@ -521,8 +521,6 @@ def fake_agent_lies(c):
         a.send(task_output(t, os.urandom(1000)))
         a.send(task_started(t, pid=U32))
         a.send(task_ack(t, U64))
-    a.send(run_request(["true"]))
-    a.send(status_request())
     out = b""
     while True:
         m = p.recv_until({"task_output", "task_exit"}, timeout=20)
@@ -552,12 +550,16 @@ def fake_agent_lies(c):
         got += len(m[1][3][0])
     assert m[0] == "task_exit" and m[1][3] == [7], m
     still_talks(p)
-    # The fake agent leaves with a task: its client hears the task is lost.
+    # The fake agent sends what only clients send, with a task running: it is closed,
+    # and the task's client hears the task is lost.
     p.send(run_request(["whatever"], agent="fake", request_id=78))
     a.recv_until({"task_start"})
+    a.send(run_request(["true"]))
+    m = a.recv_until({"error"})
+    assert m and m[0] == "error" and a.recv() is None, m
     a.close()
     m = p.recv_until({"task_exit", "error"}, timeout=20)
-    assert m and m[0] == "task_exit", m
+    assert m and m[0] == "task_exit" and m[1][2] == [6], m  # EXIT_LOST
     p.close()
     healthy(c, "a lying agent")
 
@@ -643,6 +645,36 @@ def status_larger_than_a_frame(c):
     healthy(c, "a status larger than a frame")
     for a in live:
         a.close()
+
+
+@case
+def agent_unread_errors(c):
+    """An agent that sends messages only clients send, in a loop, without reading: it
+    is closed at the first, not answered until its connection's limit."""
+    setup(c)
+    pid = c.scheduler.proc.pid
+    for _ in range(3):
+        healthy(c, "warm-up")
+    before = vm_rss_kib(pid)
+    a, _ = fake_agent(c)
+    a.send(agent_info(cpus=1))
+    a.sock.settimeout(1 * SLOW)
+    chunk = frame(status_request(1)) * 1024
+    sent = 0
+    try:
+        for i in range(400):
+            a.sock.sendall(chunk)
+            sent += 1024
+    except (OSError, socket.timeout, TimeoutError):
+        pass
+    time.sleep(0.5)
+    grew = vm_rss_kib(pid) - before
+    print("agent sent %d status requests: VmRSS +%d KiB" % (sent, grew))
+    assert grew < 24 * 1024 * MEM, grew
+    lines = [line for line in c.scheduler.text().splitlines() if "Unexpected" in line]
+    assert len(lines) < 100, len(lines)
+    a.close()
+    healthy(c, "an agent sending client requests")
 
 
 @case
