@@ -103,6 +103,8 @@ struct Task {
         size_t bytes; /* charged to Manager.tasks_bytes */
         uint64_t output_unacked; /* output relayed to the client, not acknowledged yet */
         uint64_t input_unacked; /* stdin relayed to the agent, not acknowledged yet */
+        int32_t cancel_signal; /* the last TaskCancel relayed (0 = none yet: SIGTERM) */
+        bool cancel_sent;
         LIST_FIELDS(Task, queue);
 };
 

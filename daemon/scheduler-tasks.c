@@ -326,6 +326,17 @@ void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
         }
         if (t->state == TASK_QUEUED)
                 return; /* input before start: the client waits for TaskStarted first */
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_CANCEL) {
+                /* The same cancel again tells the agent nothing new; relaying each of
+                 * a flood would make it signal and log that many times. */
+                if (t->cancel_sent && t->cancel_signal == msg->task_cancel->signal)
+                        return;
+                t->cancel_sent = true;
+                t->cancel_signal = msg->task_cancel->signal;
+        }
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT && msg->task_input->data.len == 0 &&
+            !msg->task_input->eof)
+                return; /* nothing to relay */
         if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT) {
                 /* Stdin runs under the same window as output (docs/protocol.md): a
                  * client that ignores it would make us queue its data towards the

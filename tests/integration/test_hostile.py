@@ -475,6 +475,30 @@ def ack_credit(c):
     healthy(c, "forged credit")
 
 
+@case
+def cancel_flood(c):
+    """A client cancels its task 20000 times (and sends as many empty inputs): the
+    agent hears it once per signal, not 20000 times."""
+    setup(c)
+    p = client(c)
+    p.send(run_request(["sh", "-c", "trap '' TERM; echo up; sleep 60"], agent="alpha",
+                       stdin=True))
+    m = p.recv_until({"task_started", "error"})
+    assert m[0] == "task_started", m
+    tid = m[1][1][0]
+    m = p.recv_until({"task_output"})
+    burst = (frame(task_cancel(tid, 0)) + frame(task_input(tid))) * 1000
+    for _ in range(20):
+        p.sock.sendall(burst)
+    p.send(task_cancel(tid, 9))
+    m = p.recv_until({"task_exit"}, timeout=20)
+    assert m and m[0] == "task_exit", m
+    lines = [line for line in c.agents["alpha"].text().splitlines() if "cancelled" in line]
+    assert 1 <= len(lines) <= 4, lines[:10]
+    p.close()
+    healthy(c, "a cancel flood")
+
+
 # -- a fake agent on the cluster port -----------------------------------------------
 
 def fake_agent(c, name="fake", cert=None):
