@@ -270,7 +270,6 @@ def read_frame(sock, timeout=5):
 
 # -- more of the protocol, by hand (field numbers from proto/cluster.proto) -------
 
-import random  # noqa: E402
 import ssl  # noqa: E402
 import struct  # noqa: E402
 

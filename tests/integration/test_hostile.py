@@ -14,13 +14,13 @@ import os
 import random
 import resource
 import socket
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from cluster import (SLOW, Cluster, RawPeer, agent_info, envelope, field, frame,  # noqa: E402
-                     heartbeat, hello, make_cert, mutate, ping, run_request, status_request,
+                     heartbeat, hello, make_cert, mutate, parse_fields, ping, run_request,
+                     status_request,
                      task_ack, task_cancel, task_exit, task_input, task_output, task_started,
                      vm_rss_kib, wait_for)
 
@@ -557,7 +557,6 @@ def fake_agent_lies(c):
     p.send(run_request(["whatever"], agent="fake", request_id=77))
     m = a.recv_until({"task_start"})
     spec = m[1][1][0]
-    from cluster import parse_fields
     ftid = parse_fields(spec)[1][0]
     a.send(task_started(ftid, pid=1))
     chunk = task_output(ftid, b"o" * 65536)
