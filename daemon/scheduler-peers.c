@@ -269,8 +269,13 @@ static void on_message(Conn *c, const Cluster__Envelope *msg, void *userdata)
                 handle_client_message(p, msg);
                 /* A client that sends requests without reading the answers: stop
                  * reading it until it catches up, rather than queueing answers up to
-                 * the connection's hard limit (64 MiB each). on_drain resumes. */
-                if (!p->closing && conn_congested(p->conn))
+                 * the connection's hard limit (64 MiB each). on_drain resumes. Task
+                 * control (acks, input, cancels) gets no answer: a client behind on a
+                 * task's output can still cancel it. */
+                if (!p->closing && conn_congested(p->conn) &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_ACK &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_INPUT &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_CANCEL)
                         conn_pause_read(p->conn);
                 break;
         }

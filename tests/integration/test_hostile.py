@@ -471,6 +471,18 @@ def ack_credit(c):
     p.send(task_cancel(tid, 9))
     m = p.recv_until({"task_exit"}, timeout=20)
     assert m and m[0] == "task_exit", m
+    # A client far behind on its task's output can still cancel it.
+    p.send(run_request(["yes"], agent="alpha", output_window=U32))
+    m = p.recv_until({"task_started", "error"})
+    assert m[0] == "task_started", m
+    tid = m[1][1][0]
+    time.sleep(1 * SLOW)
+    p.send(task_ack(tid, 1))  # as a client does while it reads, slowly
+    p.send(task_cancel(tid, 9))
+    wait_for(lambda: "Task %d cancelled" % tid in c.agents["alpha"].text(), 5,
+             "the cancel to reach the agent")
+    m = p.recv_until({"task_exit"}, timeout=20)
+    assert m and m[0] == "task_exit", m
     p.close()
     healthy(c, "forged credit")
 
