@@ -26,6 +26,8 @@
  * socket: the cluster port's cannot lock out the control socket. */
 #define PENDING_REMOTE_MAX 256U
 #define PENDING_LOCAL_MAX 512U
+/* Clients on the control socket admitted beyond max_clients. */
+#define CLIENT_LOCAL_RESERVE 16U
 /* The frame limit until a peer is admitted: a Hello is a few hundred bytes. */
 #define PENDING_MAX_FRAME (64U * 1024)
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)

@@ -133,7 +133,9 @@ static int client_hello(Peer *p, const Cluster__Hello *hello)
                         return 0;
                 }
         }
-        if (m->n_clients >= m->config.max_clients) {
+        /* Remote clients fill at most max_clients; the control socket has a few
+         * slots more, so that they cannot lock out 'cluster-ai status' on this host. */
+        if (m->n_clients >= m->config.max_clients + (p->local ? CLIENT_LOCAL_RESERVE : 0)) {
                 refuse(p, CLUSTER__ERROR_CODE__ERROR_BUSY, "too many clients connected");
                 return 0;
         }

@@ -245,6 +245,30 @@ def silent_connections(c):
 
 
 @case
+def remote_clients_full(c):
+    """Remote clients (with a token) fill max_clients: the next remote one is told the
+    scheduler is busy, and the local command still works."""
+    with open(os.path.join(c.dir, "scheduler.yaml"), "w") as f:
+        f.write("max_clients: 4\n")
+    setup(c)
+    tok = c.token()
+    cert = make_cert(c.dir, "remote")
+    held = []
+    for i in range(4):
+        r = RawPeer.tls(c.address, *cert)
+        r.hello(name="remote-%d" % i, token=tok)
+        held.append(r)
+    r = RawPeer.tls(c.address, *cert)
+    r.send(hello(name=b"one-too-many", token=tok.encode()))
+    m = r.recv()
+    assert m and m[0] == "error" and b"too many clients" in m[1][2][0], m
+    r.close()
+    healthy(c, "max_clients remote clients")
+    for r in held:
+        r.close()
+
+
+@case
 def slowloris(c):
     """A hello, then a frame, one byte every 100 ms: others are served meanwhile, and a
     peer that has not finished its hello after 10 s is dropped."""
