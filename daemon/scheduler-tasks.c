@@ -338,19 +338,21 @@ void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
             !msg->task_input->eof)
                 return; /* nothing to relay */
         if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT) {
-                /* Stdin runs under the same window as output (docs/protocol.md): a
+                /* Stdin runs under the same window as output (docs/protocol.md), 1 MiB
+                 * at least, for clients that ask for a smaller output window: a
                  * client that ignores it would make us queue its data towards the
                  * agent until that connection's hard limit cuts the agent off, with
                  * everyone else's tasks on it. */
                 uint64_t len = msg->task_input->data.len;
-                if (t->input_unacked + len > t->spec->output_window) {
+                uint32_t window = MAX(t->spec->output_window, TASK_OUTPUT_WINDOW_DEFAULT);
+                if (t->input_unacked + len > window) {
                         log_notice("Client %s sent stdin for task %" PRIu64
                                    " beyond its window, closing it.",
                                    p->name ?: conn_peer_address(p->conn), t->id);
                         (void)conn_send_error_and_close(
                                 p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
                                 "stdin of task %" PRIu64 " sent beyond its window of %u bytes",
-                                t->id, t->spec->output_window);
+                                t->id, window);
                         p->closing = true;
                         return;
                 }
