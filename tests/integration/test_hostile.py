@@ -736,6 +736,90 @@ def agent_unread_errors(c):
     healthy(c, "an agent sending client requests")
 
 
+def pump(peer, seen, seconds=0.01):
+    """Reads what is there; records task ids and TaskStarts. False at EOF."""
+    while True:
+        try:
+            m = peer.recv(seconds / SLOW)
+        except (socket.timeout, TimeoutError):
+            return True
+        except ValueError:
+            continue
+        if m is None:
+            return False
+        name, f = m
+        if name in ("task_started", "task_output", "task_exit") and 1 in f:
+            seen["ids"].add(f[1][0])
+        if name == "task_start":
+            spec = parse_fields(f[1][0])
+            seen["starts"].append(spec[1][0])
+
+
+@case
+def random_sessions(c):
+    """Valid messages with random values in random order, from two clients and a fake
+    agent at once: task ids that exist and that do not, cancels, acks and input at any
+    point of a task's life, a fake agent answering TaskStart at random."""
+    setup(c)
+    rng = random.Random(int(os.environ.get("CLUSTER_TEST_SEED", "99")))
+    seen = {"ids": {0, 1, U64}, "starts": []}
+    clients = [client(c), client(c)]
+    agent, _ = fake_agent(c)
+    agent.send(agent_info(cpus=4, max_tasks=8))
+    agent.send(heartbeat())
+    commands = [["true"], ["echo", "x"], ["cat"], ["sleep", "0.2"],
+                ["sh", "-c", "head -c 300000 /dev/zero"], ["no-such-command"]]
+    for step in range(400):
+        p = rng.choice(clients)
+        ids = sorted(seen["ids"])
+        tid = rng.choice(ids)
+        kind = rng.randrange(8)
+        if kind == 0:
+            msg = run_request(rng.choice(commands), request_id=step, stdin=rng.random() < 0.5,
+                              agent=rng.choice(["", "alpha", "fake", "nobody"]),
+                              cpus=rng.choice([0, 1, 2, U32]),
+                              memory=rng.choice([0, 1 << 20, U64]),
+                              timeout_ms=rng.choice([0, 1, 200]),
+                              output_window=rng.choice([0, 1, 4096, U32]))
+        elif kind == 1:
+            msg = task_ack(tid, rng.choice([0, 1, 65536, 1 << 63, U64]))
+        elif kind == 2:
+            msg = task_input(tid, os.urandom(rng.choice([0, 1, 8192])), rng.random() < 0.3)
+        elif kind == 3:
+            msg = task_cancel(tid, rng.choice([0, 9, 15, 19, -1, 1000]))
+        elif kind == 4:
+            msg = status_request(step)
+        elif kind == 5:
+            msg = ping(step)
+        else:
+            msg = None
+        if msg:
+            try:
+                p.send(msg)
+            except OSError:
+                pass
+        # The fake agent answers what it was given, at random.
+        if seen["starts"] and rng.random() < 0.5:
+            ftid = rng.choice(seen["starts"])
+            r = rng.randrange(5)
+            m = [task_started(ftid, pid=rng.randrange(1 << 32)),
+                 task_output(ftid, os.urandom(rng.choice([0, 100, 65536]))),
+                 task_exit(ftid, kind=rng.randrange(9), exit_code=rng.randrange(-300, 300)),
+                 task_ack(ftid, rng.choice([1, U64])), heartbeat(seq=step)][r]
+            agent.send(m)
+            if r == 2:
+                seen["starts"].remove(ftid)
+        for q in clients:
+            pump(q, seen)
+        assert pump(agent, seen), "the fake agent was closed"
+    for q in clients:
+        q.close()
+    agent.close()
+    healthy(c, "random sessions")
+    wait_for(lambda: json.loads(c.cli("status", "--json").stdout)["running_tasks"] == 0, 15,
+             "every task to end")
+
+
 @case
 def fake_agent_garbage(c):
     """Mutated frames from an admitted agent over TLS, each on a new session."""
