@@ -809,9 +809,11 @@ def random_sessions(c):
             agent.send(m)
             if r == 2:
                 seen["starts"].remove(ftid)
+        if step % 20 == 0:
+            agent.send(heartbeat(seq=step))  # or it is lost after 3 s
         for q in clients:
             pump(q, seen)
-        assert pump(agent, seen), "the fake agent was closed"
+        assert pump(agent, seen), "the fake agent was closed:\n" + c.scheduler.text()[-3000:]
     for q in clients:
         q.close()
     agent.close()
