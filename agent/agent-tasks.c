@@ -499,6 +499,9 @@ void task_handle_message(Manager *m, const Cluster__Envelope *msg)
                 if (!t)
                         return;
                 t->credit += (int64_t)MIN(msg->task_ack->bytes, (uint64_t)INT32_MAX);
+                /* Never more than the window, whatever the acks claim. */
+                t->credit = MIN(t->credit,
+                                (int64_t)(t->spec->output_window ?: m->config.output_window));
                 task_resume(t);
                 if (t->exited && !t->paused)
                         task_maybe_finish(t);

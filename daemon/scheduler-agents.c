@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,8 +38,23 @@ static int agent_get_or_new(Manager *m, const char *name, Agent **ret)
                 *ret = a;
                 return 0;
         }
-        if (hashmap_size(m->agents) >= m->config.max_agents)
-                return -EMFILE;
+        if (hashmap_size(m->agents) >= m->config.max_agents) {
+                /* Full: the agent lost for the longest time makes room. Lost agents are
+                 * only remembered for `cluster-ai workers`; their admission is in the
+                 * store, so they rejoin whenever they come back. Without this, names
+                 * that joined once (one auto-approved certificate can claim any
+                 * number) would keep every new agent out for the scheduler's life. */
+                Agent *oldest = NULL, *i;
+                HASHMAP_FOREACH (i, m->agents)
+                        if (i->state == AGENT_LOST && !i->peer && hashmap_size(i->tasks) == 0 &&
+                            (!oldest || i->last_heartbeat < oldest->last_heartbeat))
+                                oldest = i;
+                if (!oldest)
+                        return -EMFILE;
+                log_info("Forgetting lost agent %s to make room for %s.", oldest->name, name);
+                hashmap_remove(m->agents, oldest->name);
+                agent_free(oldest);
+        }
         a = new0(Agent, 1);
         if (!a)
                 return -ENOMEM;
@@ -158,6 +174,7 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
         a->peer = p;
         p->agent = a;
         p->kind = PEER_AGENT;
+        peer_admitted(p);
         free(p->name);
         p->name = strdup(a->name);
         a->state = AGENT_READY;
@@ -185,6 +202,39 @@ int agent_hello(Peer *p, const Cluster__Hello *hello)
         return 0;
 }
 
+/* Loads are measurements: NaN, infinities and negative values from a broken or lying
+ * agent become 0, so that placement, `cluster-ai workers` and its JSON (which cannot
+ * hold NaN) see numbers. */
+static void load_sanitize(Cluster__Load *l)
+{
+        float *f[] = {
+                &l->cpu_busy,
+                &l->load_avg1,
+                &l->psi_cpu_some_avg10,
+                &l->psi_mem_some_avg10,
+                &l->psi_io_some_avg10,
+                &l->runq_latency_p50_us,
+                &l->runq_latency_p99_us,
+                &l->psi_mem_full_avg10,
+                &l->psi_io_full_avg10,
+                &l->io_latency_p50_us,
+                &l->io_latency_p99_us,
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                if (!isfinite(*f[i]) || *f[i] < 0)
+                        *f[i] = 0;
+}
+
+/* Drops the entries of an unpacked repeated string field beyond max (the strings are
+ * the message's own allocations, freed here). */
+static void proto_strv_truncate(char ***v, size_t *n, size_t max)
+{
+        for (size_t i = max; i < *n; i++)
+                free((*v)[i]);
+        *n = MIN(*n, max);
+}
+
 void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
 {
         Agent *a = p->agent;
@@ -199,6 +249,11 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                         log_oom();
                         return;
                 }
+                /* Every worker's info goes into each StatusReply: 4096 features and
+                 * 4096 models of 255 bytes from a few agents would make it larger than
+                 * a frame, and status fail for everyone. Keep what a real host has. */
+                proto_strv_truncate(&info->features, &info->n_features, AGENT_INFO_LIST_MAX);
+                proto_strv_truncate(&info->models, &info->n_models, AGENT_INFO_LIST_MAX);
                 if (a->info)
                         cluster__agent_info__free_unpacked(a->info, NULL);
                 a->info = info;
@@ -216,6 +271,7 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                 if (msg->heartbeat->load) {
                         Cluster__Load *load = PROTO_COPY(msg->heartbeat->load);
                         if (load) {
+                                load_sanitize(load);
                                 if (a->load)
                                         cluster__load__free_unpacked(a->load, NULL);
                                 a->load = load;
@@ -239,9 +295,15 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                 log_notice("Agent %s reported: %s", a->name, strna(msg->error->message));
                 break;
         default:
-                log_notice("Unexpected %s from agent %s.", envelope_type_name(msg), a->name);
-                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0, 0,
-                                      "unexpected %s from an agent", envelope_type_name(msg));
+                /* Not something an agent says: a broken or hostile peer. Answering
+                 * each one let it flood our log and its send queue; end it instead. */
+                log_notice("Unexpected %s from agent %s, closing its connection.",
+                           envelope_type_name(msg), a->name);
+                (void)conn_send_error_and_close(p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
+                                                "unexpected %s from an agent",
+                                                envelope_type_name(msg));
+                p->closing = true;
+                agent_disconnected(a, "protocol error");
                 break;
         }
 }

@@ -26,6 +26,7 @@ void client_handle_status(Peer *p, const Cluster__StatusRequest *req)
         Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
         _cleanup_free_ Cluster__WorkerStatus *ws = NULL;
         _cleanup_free_ Cluster__WorkerStatus **wsp = NULL;
+        _cleanup_free_ Cluster__AgentInfo *lean = NULL;
         size_t n = 0, cap = hashmap_size(m->agents);
         usec_t t = loop_now(m->loop);
         Agent *a;
@@ -68,6 +69,31 @@ void client_handle_status(Peer *p, const Cluster__StatusRequest *req)
         reply.listen = m->listen_address;
         env.msg_case = CLUSTER__ENVELOPE__MSG_STATUS_REPLY;
         env.status_reply = &reply;
+        if (cluster__envelope__get_packed_size(&env) > m->config.max_frame) {
+                /* Many agents with long feature and model lists: answer without the
+                 * lists rather than not at all (the send would fail, and close the
+                 * client). */
+                lean = new0(Cluster__AgentInfo, n ?: 1);
+                if (!lean) {
+                        (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_INTERNAL,
+                                              req->request_id, 0, "out of memory");
+                        return;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        if (!ws[i].info)
+                                continue;
+                        lean[i] = *ws[i].info;
+                        lean[i].n_features = lean[i].n_models = 0;
+                        lean[i].features = lean[i].models = NULL;
+                        ws[i].info = &lean[i];
+                }
+                if (cluster__envelope__get_packed_size(&env) > m->config.max_frame) {
+                        (void)peer_send_error(
+                                p, CLUSTER__ERROR_CODE__ERROR_TOO_LARGE, req->request_id, 0,
+                                "the status of %zu agents does not fit in a frame", n);
+                        return;
+                }
+        }
         (void)peer_send(p, &env);
 }
 

@@ -22,7 +22,21 @@
 #define PROTOCOL_VERSION 1
 #define PROTOCOL_MIN_VERSION 1
 #define HELLO_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* Connections that have not been admitted yet (no hello, or refused and closing), per
+ * socket: the cluster port's cannot lock out the control socket. */
+#define PENDING_REMOTE_MAX 256U
+#define PENDING_LOCAL_MAX 512U
+/* Clients on the control socket admitted beyond max_clients. */
+#define CLIENT_LOCAL_RESERVE 16U
+/* The frame limit until a peer is admitted: a Hello is a few hundred bytes. */
+#define PENDING_MAX_FRAME (64U * 1024)
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
+#define TASK_OUTPUT_WINDOW_MAX (16U * 1024U * 1024U)
+/* Entries of AgentInfo.features and .models the scheduler keeps. */
+#define AGENT_INFO_LIST_MAX 64U
+/* Memory all tasks' specs may take (queued or running), whatever max_queued_tasks
+ * says: a spec can be over a megabyte (128 KiB of argv, 1 MiB of env). */
+#define TASKS_BYTES_MAX (128U * 1024 * 1024)
 
 typedef struct Manager Manager;
 typedef struct Peer Peer;
@@ -41,6 +55,7 @@ struct Peer {
         PeerKind kind;
         bool local; /* control socket */
         bool closing;
+        bool pending; /* counted in Manager.n_pending_{local,remote} */
         uint64_t id;
         char *name;
         Agent *agent; /* kind == PEER_AGENT */
@@ -87,6 +102,11 @@ struct Task {
         uint64_t request_id;
         Agent *agent;
         usec_t submitted; /* CLOCK_MONOTONIC */
+        size_t bytes; /* charged to Manager.tasks_bytes */
+        uint64_t output_unacked; /* output relayed to the client, not acknowledged yet */
+        uint64_t input_unacked; /* stdin relayed to the agent, not acknowledged yet */
+        int32_t cancel_signal; /* the last TaskCancel relayed (0 = none yet: SIGTERM) */
+        bool cancel_sent;
         LIST_FIELDS(Task, queue);
 };
 
@@ -107,6 +127,7 @@ struct Manager {
 
         LIST_HEAD(Peer, peers);
         unsigned n_peers, n_clients, n_agents_connected;
+        unsigned n_pending_local, n_pending_remote;
         uint64_t next_peer_id;
         Hashmap *agents; /* name -> Agent */
         Hashmap *tasks; /* task_id -> Task */
@@ -115,6 +136,7 @@ struct Manager {
         unsigned n_queued, n_running;
         uint64_t next_task_id;
         uint64_t tasks_total;
+        size_t tasks_bytes; /* estimated memory of every Task and its spec */
         usec_t started; /* CLOCK_MONOTONIC */
         bool draining;
         bool exiting; /* closing every connection, then exit */
@@ -131,6 +153,7 @@ int manager_reload(Manager *m);
 /* scheduler-peers.c */
 void peer_free(Peer *p);
 void peer_close(Peer *p, const char *reason);
+void peer_admitted(Peer *p);
 int peer_send(Peer *p, const Cluster__Envelope *msg);
 int peer_send_error(Peer *p, Cluster__ErrorCode code, uint64_t request_id, uint64_t task_id,
                     const char *format, ...) _printf_(5, 6);

@@ -15,6 +15,29 @@ static const char *peer_label(const Peer *p)
         return p->name ?: conn_peer_address(p->conn);
 }
 
+static void peer_unpend(Peer *p)
+{
+        Manager *m = p->manager;
+
+        if (!p->pending)
+                return;
+        p->pending = false;
+        if (p->local)
+                m->n_pending_local--;
+        else
+                m->n_pending_remote--;
+}
+
+/* p is an agent or a client now: it no longer counts against the pending bound, and
+ * may send frames up to max_frame. */
+void peer_admitted(Peer *p)
+{
+        if (!p->pending)
+                return;
+        peer_unpend(p);
+        conn_set_max_frame(p->conn, p->manager->config.max_frame);
+}
+
 void peer_free(Peer *p)
 {
         Manager *m;
@@ -35,6 +58,7 @@ void peer_free(Peer *p)
         }
         if (p->kind == PEER_CLIENT && m->n_clients > 0)
                 m->n_clients--;
+        peer_unpend(p);
         LIST_REMOVE(peers, m->peers, p);
         m->n_peers--;
         loop_source_free(p->hello_timer);
@@ -109,11 +133,14 @@ static int client_hello(Peer *p, const Cluster__Hello *hello)
                         return 0;
                 }
         }
-        if (m->n_clients >= m->config.max_clients) {
+        /* Remote clients fill at most max_clients; the control socket has a few
+         * slots more, so that they cannot lock out 'cluster-ai status' on this host. */
+        if (m->n_clients >= m->config.max_clients + (p->local ? CLIENT_LOCAL_RESERVE : 0)) {
                 refuse(p, CLUSTER__ERROR_CODE__ERROR_BUSY, "too many clients connected");
                 return 0;
         }
         p->kind = PEER_CLIENT;
+        peer_admitted(p);
         m->n_clients++;
         p->tasks = hashmap_new(HASHMAP_U64);
         if (!p->tasks)
@@ -242,8 +269,26 @@ static void on_message(Conn *c, const Cluster__Envelope *msg, void *userdata)
                 break;
         case PEER_CLIENT:
                 handle_client_message(p, msg);
+                /* A client that sends requests without reading the answers: stop
+                 * reading it until it catches up, rather than queueing answers up to
+                 * the connection's hard limit (64 MiB each). on_drain resumes. Task
+                 * control (acks, input, cancels) gets no answer: a client behind on a
+                 * task's output can still cancel it. */
+                if (!p->closing && conn_congested(p->conn) &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_ACK &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_INPUT &&
+                    msg->msg_case != CLUSTER__ENVELOPE__MSG_TASK_CANCEL)
+                        conn_pause_read(p->conn);
                 break;
         }
+}
+
+static void on_drain(Conn *c, void *userdata)
+{
+        Peer *p = userdata;
+
+        if (p->kind == PEER_CLIENT && !p->closing)
+                conn_resume_read(p->conn);
 }
 
 static void on_close(Conn *c, int error, const char *reason, void *userdata)
@@ -270,6 +315,7 @@ static void on_hello_timeout(LoopSource *s, void *userdata)
 
 static const ConnOps peer_conn_ops = {
         .on_message = on_message,
+        .on_drain = on_drain,
         .on_close = on_close,
 };
 
@@ -279,15 +325,21 @@ int manager_accept(Manager *m, int fd, bool local)
         ConnConfig cfg = {
                 .tls = local ? NULL : m->identity,
                 .server = true,
-                .max_frame = m->config.max_frame,
+                .max_frame = MIN(m->config.max_frame, (uint64_t)PENDING_MAX_FRAME),
         };
         Peer *p;
         int r;
 
-        /* Bound what unauthenticated peers can make us hold: beyond agents and clients,
-         * a few dozen handshakes in flight. */
-        if (m->n_peers >= m->config.max_agents + m->config.max_clients + 64) {
-                log_warning("Too many connections (%u), refusing a new one.", m->n_peers);
+        /* Bound what unauthenticated peers can make us hold. Agents and clients are
+         * bounded when they say hello; before that, each socket has its own bound, so
+         * that silent connections to the cluster port never lock out the local control
+         * socket (they used to share one limit of max_agents + max_clients + 64). */
+        if (local ? m->n_pending_local >= PENDING_LOCAL_MAX
+                  : m->n_pending_remote >= PENDING_REMOTE_MAX) {
+                log_warning("Too many connections on the %s socket that did not say hello "
+                            "(%u), refusing a new one.",
+                            local ? "control" : "cluster",
+                            local ? m->n_pending_local : m->n_pending_remote);
                 return -EMFILE;
         }
         p = new0(Peer, 1);
@@ -303,6 +355,11 @@ int manager_accept(Manager *m, int fd, bool local)
         }
         LIST_PREPEND(peers, m->peers, p);
         m->n_peers++;
+        p->pending = true;
+        if (local)
+                m->n_pending_local++;
+        else
+                m->n_pending_remote++;
         r = loop_add_timer(m->loop, loop_now(m->loop) + HELLO_TIMEOUT_USEC, on_hello_timeout, p,
                            &p->hello_timer);
         if (r < 0) {

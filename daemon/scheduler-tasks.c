@@ -49,6 +49,7 @@ Task *task_free(Task *t)
                 return NULL;
         task_unlink(t);
         hashmap_remove_u64(t->manager->tasks, t->id);
+        t->manager->tasks_bytes -= MIN(t->manager->tasks_bytes, t->bytes);
         if (t->spec)
                 cluster__task_spec__free_unpacked(t->spec, NULL);
         free(t);
@@ -217,6 +218,16 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
                                       "too many queued tasks (%u)", m->n_queued);
                 return;
         }
+        /* What the unpacked copy will cost: the packed bytes, an allocation per string,
+         * and the structures. */
+        size_t bytes = cluster__task_spec__get_packed_size(spec) +
+                (spec->n_argv + spec->n_env) * 48 + sizeof(Task) + sizeof(Cluster__TaskSpec);
+        if (m->tasks_bytes + bytes > TASKS_BYTES_MAX) {
+                (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_BUSY, req->request_id, 0,
+                                      "too many tasks waiting (%u queued, %zu MiB)", m->n_queued,
+                                      m->tasks_bytes >> 20);
+                return;
+        }
 
         t = new0(Task, 1);
         if (!t) {
@@ -238,9 +249,13 @@ void client_handle_run(Peer *p, const Cluster__RunRequest *req)
                                       "out of memory");
                 return;
         }
+        t->bytes = bytes;
+        m->tasks_bytes += bytes;
         t->spec->task_id = t->id;
         if (t->spec->output_window == 0)
                 t->spec->output_window = TASK_OUTPUT_WINDOW_DEFAULT;
+        /* The window is what the scheduler may have to hold for a slow client. */
+        t->spec->output_window = MIN(t->spec->output_window, TASK_OUTPUT_WINDOW_MAX);
         if (hashmap_put_u64(p->tasks, t->id, t) < 0) {
                 task_free(t);
                 (void)peer_send_error(p, CLUSTER__ERROR_CODE__ERROR_INTERNAL, req->request_id, 0,
@@ -311,6 +326,52 @@ void client_handle_task_message(Peer *p, const Cluster__Envelope *msg)
         }
         if (t->state == TASK_QUEUED)
                 return; /* input before start: the client waits for TaskStarted first */
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_CANCEL) {
+                /* The same cancel again tells the agent nothing new; relaying each of
+                 * a flood would make it signal and log that many times. */
+                if (t->cancel_sent && t->cancel_signal == msg->task_cancel->signal)
+                        return;
+                t->cancel_sent = true;
+                t->cancel_signal = msg->task_cancel->signal;
+        }
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT && msg->task_input->data.len == 0 &&
+            !msg->task_input->eof)
+                return; /* nothing to relay */
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_INPUT) {
+                /* Stdin runs under the same window as output (docs/protocol.md), 1 MiB
+                 * at least, for clients that ask for a smaller output window: a
+                 * client that ignores it would make us queue its data towards the
+                 * agent until that connection's hard limit cuts the agent off, with
+                 * everyone else's tasks on it. */
+                uint64_t len = msg->task_input->data.len;
+                uint32_t window = MAX(t->spec->output_window, TASK_OUTPUT_WINDOW_DEFAULT);
+                if (t->input_unacked + len > window) {
+                        log_notice("Client %s sent stdin for task %" PRIu64
+                                   " beyond its window, closing it.",
+                                   p->name ?: conn_peer_address(p->conn), t->id);
+                        (void)conn_send_error_and_close(
+                                p->conn, CLUSTER__ERROR_CODE__ERROR_PROTOCOL, 0,
+                                "stdin of task %" PRIu64 " sent beyond its window of %u bytes",
+                                t->id, window);
+                        p->closing = true;
+                        return;
+                }
+                t->input_unacked += len;
+        }
+        if (msg->msg_case == CLUSTER__ENVELOPE__MSG_TASK_ACK) {
+                /* A client can only give back credit for output it was sent: an ack of
+                 * 2^63 bytes would let the agent send without bound, and us hold it. */
+                Cluster__TaskAck ack = *msg->task_ack;
+                Cluster__Envelope env = *msg;
+
+                ack.bytes = MIN(ack.bytes, t->output_unacked);
+                t->output_unacked -= ack.bytes;
+                if (ack.bytes == 0)
+                        return;
+                env.task_ack = &ack;
+                send_to_agent(t, &env);
+                return;
+        }
         send_to_agent(t, msg);
 }
 
@@ -358,7 +419,12 @@ void task_agent_message(Agent *a, const Cluster__Envelope *msg)
                 break;
         }
         case CLUSTER__ENVELOPE__MSG_TASK_OUTPUT:
+                t->output_unacked += msg->task_output->data.len;
+                if (t->client)
+                        (void)peer_send(t->client, msg);
+                break;
         case CLUSTER__ENVELOPE__MSG_TASK_ACK:
+                t->input_unacked -= MIN(t->input_unacked, msg->task_ack->bytes);
                 if (t->client)
                         (void)peer_send(t->client, msg);
                 break;

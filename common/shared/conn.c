@@ -889,6 +889,11 @@ void conn_close(Conn *c, const char *reason)
         conn_begin_close(c, 0, reason);
 }
 
+void conn_set_max_frame(Conn *c, size_t max_frame)
+{
+        c->dec.max_frame = max_frame ?: CONN_MAX_FRAME_DEFAULT;
+}
+
 bool conn_congested(const Conn *c)
 {
         if (c->closed)

@@ -66,6 +66,10 @@ int conn_send_error_and_close(Conn *c, Cluster__ErrorCode code, uint64_t request
 /* Flush, then close; on_close(0, reason) follows. */
 void conn_close(Conn *c, const char *reason);
 
+/* Changes the frame limit from now on (both directions), e.g. raised once the peer is
+ * authenticated: a peer not yet known should not make us buffer megabytes. */
+void conn_set_max_frame(Conn *c, size_t max_frame);
+
 bool conn_congested(const Conn *c);
 size_t conn_queued(const Conn *c);
 void conn_pause_read(Conn *c);

@@ -114,6 +114,12 @@ int log_internalv(int level, int error, const char *file, int line, const char *
         errno = error;
         vsnprintf(msg, sizeof msg, format, ap);
         errno = saved_errno;
+        /* Messages quote what peers sent (names, reasons): a newline in one must not
+         * start a line of its own, which on stderr could pose as another message, with
+         * a priority prefix of its choosing. */
+        for (char *p = msg; *p; p++)
+                if ((unsigned char)*p < ' ' && *p != '\t')
+                        *p = ' ';
 
         switch (target) {
 #if HAVE_SYSTEMD
