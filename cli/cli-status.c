@@ -34,6 +34,12 @@ static int fetch_status(Cluster__Envelope **ret)
         return r;
 }
 
+/* JSON integers are signed 64-bit here: larger counts saturate instead of wrapping. */
+static json_int_t json_u64(uint64_t v)
+{
+        return v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
+}
+
 static json_t *load_json(const Cluster__Load *l)
 {
         if (!l)
@@ -68,7 +74,7 @@ static json_t *worker_json(const Cluster__WorkerStatus *w)
                         json_array_append_new(f, json_string(w->info->features[i]));
                 json_object_set_new(o, "cpus", json_integer(w->info->cpus));
                 json_object_set_new(o, "memory_bytes",
-                                    json_integer((json_int_t)w->info->memory_bytes));
+                                    json_integer(json_u64(w->info->memory_bytes)));
                 json_object_set_new(o, "max_tasks", json_integer(w->info->max_tasks));
                 json_object_set_new(o, "arch", json_string(strempty(w->info->arch)));
                 json_object_set_new(o, "kernel", json_string(strempty(w->info->kernel)));
@@ -210,7 +216,8 @@ int verb_status(int argc, char **argv)
 {
         Cluster__Envelope *reply = NULL;
         Cluster__StatusReply *s;
-        unsigned ready = 0, lost = 0, cpus = 0;
+        unsigned ready = 0, lost = 0;
+        uint64_t cpus = 0;
         uint64_t mem = 0;
         int r;
 
@@ -232,15 +239,15 @@ int verb_status(int argc, char **argv)
                         lost++;
         }
         if (arg_json) {
-                json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:i,s:i,s:I,s:i,s:i,s:I}",
-                                      "scheduler", strempty(s->scheduler), "cluster",
-                                      strempty(s->cluster), "version", strempty(s->version),
-                                      "uptime_usec", (json_int_t)s->uptime_usec, "fingerprint",
-                                      strempty(s->fingerprint), "listen", strempty(s->listen),
-                                      "agents_ready", (int)ready, "agents_lost", (int)lost, "cpus",
-                                      (int)cpus, "memory_bytes", (json_int_t)mem, "running_tasks",
-                                      (int)s->running_tasks, "queued_tasks", (int)s->queued_tasks,
-                                      "tasks_total", (json_int_t)s->tasks_total);
+                json_t *o = json_pack(
+                        "{s:s,s:s,s:s,s:I,s:s,s:s,s:i,s:i,s:I,s:I,s:i,s:i,s:I}", "scheduler",
+                        strempty(s->scheduler), "cluster", strempty(s->cluster), "version",
+                        strempty(s->version), "uptime_usec", (json_int_t)s->uptime_usec,
+                        "fingerprint", strempty(s->fingerprint), "listen", strempty(s->listen),
+                        "agents_ready", (int)ready, "agents_lost", (int)lost, "cpus",
+                        (json_int_t)cpus, "memory_bytes", json_u64(mem), "running_tasks",
+                        (int)s->running_tasks, "queued_tasks", (int)s->queued_tasks, "tasks_total",
+                        (json_int_t)s->tasks_total);
                 r = print_json(o);
         } else {
                 char m[FORMAT_BYTES_MAX], up[FORMAT_TIMESPAN_MAX];
@@ -250,7 +257,7 @@ int verb_status(int argc, char **argv)
                 printf("Listening:   %s\n", strempty(s->listen));
                 printf("Fingerprint: %s\n", strempty(s->fingerprint));
                 printf("Agents:      %u ready, %u lost\n", ready, lost);
-                printf("Capacity:    %u CPUs, %s\n", cpus, format_bytes(m, sizeof m, mem));
+                printf("Capacity:    %" PRIu64 " CPUs, %s\n", cpus, format_bytes(m, sizeof m, mem));
                 printf("Tasks:       %u running, %u queued, %" PRIu64 " submitted\n",
                        s->running_tasks, s->queued_tasks, s->tasks_total);
                 r = 0;

@@ -257,6 +257,11 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
                 if (a->info)
                         cluster__agent_info__free_unpacked(a->info, NULL);
                 a->info = info;
+                /* What an agent claims is believed within what a host can be: a
+                 * lying or broken agent must not attract every task of the cluster. */
+                info->cpus = MIN(info->cpus, AGENT_MAX_CPUS);
+                info->memory_bytes = MIN(info->memory_bytes, AGENT_MAX_MEMORY);
+                info->max_tasks = MIN(info->max_tasks, AGENT_MAX_TASKS);
                 if (info->max_tasks == 0)
                         info->max_tasks = MAX(info->cpus, 1U);
                 if (m->config.max_tasks_per_agent > 0)

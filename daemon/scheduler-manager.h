@@ -30,6 +30,10 @@
 #define CLIENT_LOCAL_RESERVE 16U
 /* The frame limit until a peer is admitted: a Hello is a few hundred bytes. */
 #define PENDING_MAX_FRAME (64U * 1024)
+/* Sanity bounds on what an agent may claim about itself. */
+#define AGENT_MAX_CPUS 65536U
+#define AGENT_MAX_MEMORY (UINT64_C(1) << 50) /* 1 PiB */
+#define AGENT_MAX_TASKS 100000U
 #define TASK_OUTPUT_WINDOW_DEFAULT (1024U * 1024U)
 #define TASK_OUTPUT_WINDOW_MAX (16U * 1024U * 1024U)
 /* Entries of AgentInfo.features and .models the scheduler keeps. */
