@@ -18,6 +18,7 @@ binaries). Without node or the npm registry the test exits 77 with the reason.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -83,16 +84,23 @@ def find_modules():
     if not shutil.which("npm"):
         skip("npm is not installed: cannot get node-llama-cpp %s" % NLC_VERSION)
     os.makedirs(prefix, exist_ok=True)
-    env = dict(os.environ, NODE_LLAMA_CPP_SKIP_DOWNLOAD="true")
-    try:
-        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
-                            "node-llama-cpp@" + NLC_VERSION], env=env, capture_output=True,
-                           text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        skip("npm install of node-llama-cpp timed out (registry unreachable?)")
-    if p.returncode != 0:
-        skip("npm could not install node-llama-cpp %s (registry unreachable?): %s" %
-             (NLC_VERSION, p.stderr.strip().splitlines()[-1:] if p.stderr else ""))
+    # Tests run in parallel: one installs, the others wait for it.
+    with open(os.path.join(prefix, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(pkg):
+            with open(pkg) as f:
+                if json.load(f).get("version") == NLC_VERSION:
+                    return modules
+        env = dict(os.environ, NODE_LLAMA_CPP_SKIP_DOWNLOAD="true")
+        try:
+            p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
+                                "node-llama-cpp@" + NLC_VERSION], env=env, capture_output=True,
+                               text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            skip("npm install of node-llama-cpp timed out (registry unreachable?)")
+        if p.returncode != 0:
+            skip("npm could not install node-llama-cpp %s (registry unreachable?): %s" %
+                 (NLC_VERSION, p.stderr.strip().splitlines()[-1:] if p.stderr else ""))
     return modules
 
 

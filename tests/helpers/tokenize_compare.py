@@ -15,6 +15,7 @@ Exit 77 (skip) when node or npm are missing or the registry cannot be reached.
 """
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -149,14 +150,23 @@ def ensure_node_llama_cpp():
     if not shutil.which("npm"):
         skip("npm is not installed")
     os.makedirs(d, exist_ok=True)
-    env = dict(os.environ, NODE_LLAMA_CPP_SKIP_DOWNLOAD="true")
-    p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", d,
-                        "node-llama-cpp@" + NODE_LLAMA_CPP_VERSION],
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=600)
-    if p.returncode != 0:
-        skip("cannot install node-llama-cpp@%s from the npm registry:\n%s" %
-             (NODE_LLAMA_CPP_VERSION, p.stdout[-2000:]))
+    # Tests run in parallel: one installs, the others wait for it.
+    with open(os.path.join(d, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(pkg) as f:
+                if json.load(f).get("version") == NODE_LLAMA_CPP_VERSION:
+                    return d
+        except (OSError, ValueError):
+            pass
+        env = dict(os.environ, NODE_LLAMA_CPP_SKIP_DOWNLOAD="true")
+        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", d,
+                            "node-llama-cpp@" + NODE_LLAMA_CPP_VERSION],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=600)
+        if p.returncode != 0:
+            skip("cannot install node-llama-cpp@%s from the npm registry:\n%s" %
+                 (NODE_LLAMA_CPP_VERSION, p.stdout[-2000:]))
     return d
 
 
