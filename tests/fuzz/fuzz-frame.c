@@ -10,7 +10,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-
 /* Small enough to keep runs fast, large enough for every seed. */
 #define FUZZ_MAX_FRAME (1024U * 1024)
 

@@ -115,7 +115,7 @@ START_TEST(test_hashmap)
                 ck_assert_ptr_eq(hashmap_remove_u64(h, i), (void *)(uintptr_t)i);
         for (uint64_t i = 1; i <= 5000; i++)
                 ck_assert_ptr_eq(hashmap_get_u64(h, i), i % 2 ? NULL : (void *)(uintptr_t)i);
-        HASHMAP_FOREACH(v, h)
+        HASHMAP_FOREACH (v, h)
                 n++;
         ck_assert_uint_eq(n, 2500);
 
