@@ -46,10 +46,7 @@ Manager *manager_free(Manager *m)
         conn_free(m->conn);
         loop_source_free(m->reconnect_timer);
         loop_source_free(m->heartbeat_timer);
-        loop_source_free(m->watchdog_timer);
-        loop_source_free(m->sigterm);
-        loop_source_free(m->sigint);
-        loop_source_free(m->sighup);
+        daemon_signals_done(&m->signals);
         loop_source_free(m->probe_events);
         probes_free(m->probes);
         loop_free(m->loop);
@@ -395,14 +392,6 @@ static void on_sighup(LoopSource *s, const struct signalfd_siginfo *si, void *us
         agent_config_done(&c);
 }
 
-static void on_watchdog(LoopSource *s, void *userdata)
-{
-        Manager *m = userdata;
-
-        (void)notify("WATCHDOG=1");
-        (void)loop_timer_set(s, loop_now(m->loop) + m->watchdog_usec / 2);
-}
-
 static int load_token(Manager *m)
 {
         _cleanup_free_ char *t = NULL;
@@ -545,21 +534,9 @@ int manager_startup(Manager *m)
         else
                 log_info("Tasks run in cgroups under %s.", m->cgroup);
 
-        r = loop_add_signal(m->loop, SIGTERM, on_sigterm, m, &m->sigterm);
-        if (r >= 0)
-                r = loop_add_signal(m->loop, SIGINT, on_sigterm, m, &m->sigint);
-        if (r >= 0)
-                r = loop_add_signal(m->loop, SIGHUP, on_sighup, m, &m->sighup);
+        r = daemon_signals_setup(&m->signals, m->loop, on_sigterm, on_sighup, m);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up signal handling: %m");
-        (void)signal(SIGPIPE, SIG_IGN);
-        m->watchdog_usec = watchdog_interval();
-        if (m->watchdog_usec > 0) {
-                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2, on_watchdog,
-                                   m, &m->watchdog_timer);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to add watchdog timer: %m");
-        }
+                return r;
         r = setup_probes(m);
         if (r < 0)
                 return r;

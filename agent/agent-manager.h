@@ -12,6 +12,7 @@
 #include "basic/time-util.h"
 #include "cluster.pb-c.h"
 #include "shared/conn.h"
+#include "shared/daemon-util.h"
 #include "shared/loop.h"
 #include "shared/stream.h"
 #include "shared/tls.h"
@@ -61,9 +62,8 @@ struct Manager {
         usec_t backoff;
         usec_t heartbeat_interval;
         uint64_t heartbeat_seq;
-        LoopSource *reconnect_timer, *heartbeat_timer, *watchdog_timer;
-        LoopSource *sigterm, *sigint, *sighup;
-        usec_t watchdog_usec;
+        LoopSource *reconnect_timer, *heartbeat_timer;
+        DaemonSignals signals;
         bool exiting;
 
         Hashmap *tasks; /* id -> AgentTask */

@@ -55,11 +55,8 @@ Manager *manager_free(Manager *m)
         hashmap_free(m->agents);
         loop_source_free(m->cluster_accept);
         loop_source_free(m->control_accept);
-        loop_source_free(m->sigterm);
-        loop_source_free(m->sigint);
-        loop_source_free(m->sighup);
+        daemon_signals_done(&m->signals);
         loop_source_free(m->sweep_timer);
-        loop_source_free(m->watchdog_timer);
         loop_source_free(m->drain_timer);
         loop_source_free(m->exit_timer);
         loop_free(m->loop);
@@ -232,14 +229,6 @@ static void on_sweep(LoopSource *s, void *userdata)
                 s, loop_now(m->loop) + MIN(m->config.agent_timeout / 4, 250 * USEC_PER_MSEC));
 }
 
-static void on_watchdog(LoopSource *s, void *userdata)
-{
-        Manager *m = userdata;
-
-        (void)notify("WATCHDOG=1");
-        (void)loop_timer_set(s, loop_now(m->loop) + m->watchdog_usec / 2);
-}
-
 static int open_socket(Manager *m, const char *fdname, const char *address, mode_t mode,
                        int *ret_fd)
 {
@@ -331,26 +320,14 @@ int manager_startup(Manager *m)
         if (r < 0)
                 return log_error_errno(r, "Failed to accept on the control socket: %m");
 
-        r = loop_add_signal(m->loop, SIGTERM, on_sigterm, m, &m->sigterm);
-        if (r >= 0)
-                r = loop_add_signal(m->loop, SIGINT, on_sigterm, m, &m->sigint);
-        if (r >= 0)
-                r = loop_add_signal(m->loop, SIGHUP, on_sighup, m, &m->sighup);
+        r = daemon_signals_setup(&m->signals, m->loop, on_sigterm, on_sighup, m);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up signal handling: %m");
-        (void)signal(SIGPIPE, SIG_IGN);
+                return r;
 
         r = loop_add_timer(m->loop, loop_now(m->loop) + 250 * USEC_PER_MSEC, on_sweep, m,
                            &m->sweep_timer);
         if (r < 0)
                 return log_error_errno(r, "Failed to add timer: %m");
-        m->watchdog_usec = watchdog_interval();
-        if (m->watchdog_usec > 0) {
-                r = loop_add_timer(m->loop, loop_now(m->loop) + m->watchdog_usec / 2, on_watchdog,
-                                   m, &m->watchdog_timer);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to add watchdog timer: %m");
-        }
 
         m->started = loop_now(m->loop);
         log_info("Scheduler %s of cluster '%s' listening on %s (control socket %s), "

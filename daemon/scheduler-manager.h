@@ -16,6 +16,7 @@
 #include "daemon/scheduler-config.h"
 #include "daemon/scheduler-store.h"
 #include "shared/conn.h"
+#include "shared/daemon-util.h"
 #include "shared/loop.h"
 #include "shared/tls.h"
 
@@ -125,9 +126,8 @@ struct Manager {
         int cluster_fd, control_fd;
         char *listen_address; /* actual bound address */
         LoopSource *cluster_accept, *control_accept;
-        LoopSource *sigterm, *sigint, *sighup;
-        LoopSource *sweep_timer, *watchdog_timer, *drain_timer;
-        usec_t watchdog_usec;
+        DaemonSignals signals;
+        LoopSource *sweep_timer, *drain_timer;
 
         LIST_HEAD(Peer, peers);
         unsigned n_peers, n_clients, n_agents_connected;

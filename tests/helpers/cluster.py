@@ -219,6 +219,18 @@ class Cluster:
         return False
 
 
+def run_case(cases):
+    """main() of a test file: runs the case named on the command line in a fresh
+    Cluster; exit 0, or an exception (a failure) with the logs kept."""
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print("usage: %s {%s}" % (sys.argv[0], ",".join(cases)))
+        return 2
+    with Cluster(keep=bool(os.environ.get("CLUSTER_TEST_KEEP"))) as c:
+        cases[sys.argv[1]](c)
+    print("ok " + sys.argv[1])
+    return 0
+
+
 # -- raw protocol, for hostile-peer tests ----------------------------------------
 
 def varint(n):

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from cluster import (SLOW, Cluster, field, frame, free_port, hello, read_frame,  # noqa: E402
+from cluster import (run_case, SLOW, frame, free_port, hello, read_frame,  # noqa: E402
                      wait_for)
 
 CASES = {}
@@ -361,15 +361,5 @@ def client_vanishes(c):
     assert st["running_tasks"] == 0, st
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print("usage: %s {%s}" % (sys.argv[0], ",".join(CASES)))
-        return 2
-    with Cluster(keep=bool(os.environ.get("CLUSTER_TEST_KEEP"))) as c:
-        CASES[sys.argv[1]](c)
-    print("ok " + sys.argv[1])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))

@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from cluster import (SLOW, Cluster, RawPeer, agent_info, envelope, field, frame,  # noqa: E402
+from cluster import (run_case, SLOW, RawPeer, agent_info, envelope, field, frame,  # noqa: E402
                      heartbeat, hello, make_cert, mutate, parse_fields, ping, run_request,
                      status_request,
                      task_ack, task_cancel, task_exit, task_input, task_output, task_started,
@@ -845,15 +845,5 @@ def fake_agent_garbage(c):
     healthy(c, "garbage from an agent")
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print("usage: %s {%s}" % (sys.argv[0], ",".join(CASES)))
-        return 2
-    with Cluster(keep=bool(os.environ.get("CLUSTER_TEST_KEEP"))) as c:
-        CASES[sys.argv[1]](c)
-    print("ok " + sys.argv[1])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))

@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from cluster import SCHEDULER, SLOW, Cluster, Daemon, free_port, skip, wait_for  # noqa: E402
+from cluster import run_case, SCHEDULER, SLOW, Daemon, free_port, skip, wait_for  # noqa: E402
 
 
 def empty_config(c):
@@ -111,15 +111,5 @@ def drain(c):
 CASES = {f.__name__: f for f in (socket_activation, notify_protocol, drain)}
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print("usage: %s {%s}" % (sys.argv[0], ",".join(CASES)))
-        return 2
-    with Cluster(keep=bool(os.environ.get("CLUSTER_TEST_KEEP"))) as c:
-        CASES[sys.argv[1]](c)
-    print("ok " + sys.argv[1])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(CASES))
