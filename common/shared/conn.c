@@ -36,6 +36,36 @@
 #include "shared/frame.h"
 #include "shared/socket-util.h"
 
+/* TLS reaches a connection only through a TlsIdentity, which only tls.c makes. Weak
+ * references keep a program that never makes one (cluster-ai, which speaks the local
+ * socket) from linking tls.c and with it GnuTLS, whose loading and initialisation cost
+ * about 1 ms of every command's start. Programs that call tls_identity_load_or_create()
+ * link tls.c and every one of these resolves. */
+#pragma weak tls_identity_ref
+#pragma weak tls_identity_unref
+#pragma weak tls_session_new
+#pragma weak tls_session_free
+#pragma weak tls_session_feed
+#pragma weak tls_session_handshake_done
+#pragma weak tls_session_write
+#pragma weak tls_session_read
+#pragma weak tls_session_pending_output
+#pragma weak tls_session_consume_output
+#pragma weak tls_session_bye
+#pragma weak tls_session_peer_fingerprint
+#pragma weak tls_session_error
+
+/* Plain connections never touch tls.c: with it not linked these must not be called. */
+static TlsIdentity *identity_ref(TlsIdentity *id)
+{
+        return id ? tls_identity_ref(id) : NULL;
+}
+
+static TlsIdentity *identity_unref(TlsIdentity *id)
+{
+        return id ? tls_identity_unref(id) : NULL;
+}
+
 #define CONN_HANDSHAKE_TIMEOUT_DEFAULT (10 * USEC_PER_SEC)
 /* How long a closing connection may take to flush before it is cut. */
 #define CONN_CLOSE_TIMEOUT (5 * USEC_PER_SEC)
@@ -120,7 +150,8 @@ static void conn_unref(Conn *c)
         assert(c->n_ref > 0);
         if (--c->n_ref > 0)
                 return;
-        tls_session_free(c->tls);
+        if (c->tls)
+                tls_session_free(c->tls);
         frame_decoder_done(&c->dec);
         buf_done(&c->out);
         free(c->close_reason);
@@ -177,7 +208,7 @@ static void conn_resolve_drop(Conn *c)
 {
         c->resolve_io = loop_source_free(c->resolve_io);
         resolve_unref(TAKE_PTR(c->resolve));
-        c->resolve_cfg.tls = tls_identity_unref(c->resolve_cfg.tls);
+        c->resolve_cfg.tls = identity_unref(c->resolve_cfg.tls);
 }
 
 /* The end: stops everything and tells the owner, once. */
@@ -614,6 +645,8 @@ static int conn_start(Conn *c, int fd, bool connecting, const ConnConfig *cfg)
                 c->ready = true;
                 return 0;
         }
+        if (!tls_session_new) /* an identity without tls.c linked: impossible, see above */
+                return -EPROTONOSUPPORT;
         r = tls_session_new(cfg->tls, cfg->server, &c->tls);
         if (r < 0)
                 return r;
@@ -666,10 +699,10 @@ static void resolve_io_fn(LoopSource *s, int fd, uint32_t revents, void *userdat
                 k = socket_address_to_string((struct sockaddr *)&r->sa, r->len, numeric,
                                              sizeof(numeric));
         cfg = c->resolve_cfg;
-        cfg.tls = tls_identity_ref(cfg.tls); /* conn_resolve_drop() drops the other */
+        cfg.tls = identity_ref(cfg.tls); /* conn_resolve_drop() drops the other */
         conn_resolve_drop(c);
         if (k < 0) {
-                tls_identity_unref(cfg.tls);
+                identity_unref(cfg.tls);
                 conn_connect_failed(c, k, "failed to resolve");
                 return;
         }
@@ -679,7 +712,7 @@ static void resolve_io_fn(LoopSource *s, int fd, uint32_t revents, void *userdat
         k = socket_connect_start(numeric, &sfd);
         if (k >= 0)
                 k = conn_start(c, sfd, k > 0, &cfg);
-        tls_identity_unref(cfg.tls);
+        identity_unref(cfg.tls);
         if (k < 0)
                 conn_connect_failed(c, k, "failed to connect to");
         else {
@@ -710,7 +743,7 @@ static int conn_resolve_start(Conn *c, const char *address, const ConnConfig *cf
         }
         c->resolve = r;
         c->resolve_cfg = *cfg;
-        c->resolve_cfg.tls = tls_identity_ref(cfg->tls);
+        c->resolve_cfg.tls = identity_ref(cfg->tls);
         k = loop_add_io(c->loop, r->efd, POLLIN, resolve_io_fn, c, &c->resolve_io);
         if (k < 0) {
                 conn_resolve_drop(c);

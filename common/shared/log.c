@@ -5,7 +5,13 @@
 #include <sys/uio.h>
 
 #if HAVE_SYSTEMD
+/* We send CODE_FILE/CODE_LINE/CODE_FUNC of the caller ourselves. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
+/* Weak: a program that links nothing else of libsystemd (cluster-ai) does not load it
+ * (and its dependencies) just for a journal it only writes to when run by systemd; it
+ * then logs to stderr, which systemd puts into the journal all the same. */
+#pragma weak sd_journal_sendv
 #endif
 
 #include "basic/string-util.h"
@@ -73,7 +79,7 @@ static bool journal_available(void)
 #if HAVE_SYSTEMD
         /* sd_journal_send() returns success and drops the message when journald is not
          * there: check for its socket ourselves. */
-        return access("/run/systemd/journal/socket", W_OK) == 0;
+        return sd_journal_sendv && access("/run/systemd/journal/socket", W_OK) == 0;
 #else
         return false;
 #endif
