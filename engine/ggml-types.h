@@ -120,10 +120,17 @@ typedef void (*GgmlFromFloatFn)(const float *src, void *dst, size_t n);
  * rows, so that the weights are unpacked once for four products (prompt processing). */
 typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_stride, float *out);
 
+/* out[t * os + r] = dot(x + r * xs, y + t * ys) for r < 4 and t < 4: a 4x4 tile of a
+ * matrix product (four weight rows against four activation rows; strides in bytes for x
+ * and y, in floats for out), for prompt processing and batched decoding. */
+typedef void (*GgmlGemm4Fn)(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                            float *out, size_t os);
+
 typedef struct GgmlKernels {
         GgmlVecDotFn vec_dot;
         GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
         GgmlFromFloatFn from_float; /* of the vec_dot_type */
+        GgmlGemm4Fn gemm4; /* NULL: call vec_dot4 (or vec_dot) row by row */
 } GgmlKernels;
 
 /* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
@@ -190,3 +197,14 @@ float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *x, const void *y);
 float ggml_vec_dot_f16_avx512(size_t n, const void *x, const void *y);
 void ggml_vec_dot4_f16_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx512(void);
+
+/* AVX-512 VNNI 4x4 tile kernels (kernels-gemm.c). */
+void ggml_gemm4_q8_0_q8_0_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_q4_0_q8_0_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_q4_K_q8_K_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_f16_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys, float *out,
+                         size_t os);
+bool ggml_cpu_has_avx512_vnni(void);

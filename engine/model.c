@@ -450,8 +450,45 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
                 j->from_float(j->x + t * j->x_row, (uint8_t *)j->xq + t * j->xq_row, j->x_row);
 }
 
+/* Rows of one weight, [a, e), against all tokens: 4x4 tiles where the type has a tile
+ * kernel, then the four-token and one-token kernels for what is left over. */
+static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t os, size_t a,
+                        size_t e)
+{
+        const uint8_t *data = w->data;
+        size_t r = a;
+
+        if (w->k.gemm4 && j->n_tok >= 4) {
+                size_t nt = j->n_tok & ~(size_t)3;
+                for (; r + 4 <= e; r += 4) {
+                        for (size_t t = 0; t < nt; t += 4)
+                                w->k.gemm4(w->ne0, data + r * w->row_size, w->row_size,
+                                           j->xq + t * j->xq_row, j->xq_row, out + t * os + r, os);
+                        for (size_t t = nt; t < j->n_tok; t++)
+                                for (size_t k = r; k < r + 4; k++)
+                                        out[t * os + k] =
+                                                w->k.vec_dot(w->ne0, data + k * w->row_size,
+                                                             j->xq + t * j->xq_row);
+                }
+        }
+        for (; r < e; r++) {
+                const uint8_t *row = data + r * w->row_size;
+                size_t t = 0;
+                if (w->k.vec_dot4)
+                        for (; t + 4 <= j->n_tok; t += 4) {
+                                float v[4];
+                                w->k.vec_dot4(w->ne0, row, j->xq + t * j->xq_row, j->xq_row, v);
+                                for (int k = 0; k < 4; k++)
+                                        out[(t + k) * os + r] = v[k];
+                        }
+                for (; t < j->n_tok; t++)
+                        out[t * os + r] = w->k.vec_dot(w->ne0, row, j->xq + t * j->xq_row);
+        }
+}
+
 /* Rows are handed out in blocks so that each thread walks whole weight rows against all
- * tokens of the batch: a weight row is read from memory once per batch. */
+ * tokens of the batch: a weight row is read from memory once per batch. Block edges are
+ * multiples of four rows so that the tile kernels see whole tiles. */
 static void matmul_job(void *userdata, unsigned ith, unsigned nth)
 {
         MatmulJob *j = userdata;
@@ -459,29 +496,16 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
         for (size_t i = 0; i < j->n_w; i++)
                 total += j->w[i]->ne1;
         size_t lo, hi;
-        threadpool_split(total, ith, nth, &lo, &hi);
+        threadpool_split(total / 4, ith, nth, &lo, &hi);
+        lo *= 4;
+        hi = ith + 1 == nth ? total : hi * 4;
 
         size_t base = 0;
         for (size_t i = 0; i < j->n_w; i++) {
                 const Weight *w = j->w[i];
                 size_t a = MAX(lo, base), e = MIN(hi, base + w->ne1);
-                float *out = j->out[i];
-                size_t os = j->out_stride[i];
-                for (size_t r = a; r < e; r++) {
-                        const uint8_t *row = (const uint8_t *)w->data + (r - base) * w->row_size;
-                        size_t t = 0;
-                        if (w->k.vec_dot4)
-                                for (; t + 4 <= j->n_tok; t += 4) {
-                                        float v[4];
-                                        w->k.vec_dot4(w->ne0, row, j->xq + t * j->xq_row, j->xq_row,
-                                                      v);
-                                        for (int k = 0; k < 4; k++)
-                                                out[(t + k) * os + (r - base)] = v[k];
-                                }
-                        for (; t < j->n_tok; t++)
-                                out[t * os + (r - base)] =
-                                        w->k.vec_dot(w->ne0, row, j->xq + t * j->xq_row);
-                }
+                if (a < e)
+                        matmul_rows(j, w, j->out[i], j->out_stride[i], a - base, e - base);
                 base += w->ne1;
         }
 }

@@ -271,6 +271,69 @@ START_TEST(test_dot4_isas)
 }
 END_TEST
 
+/* The 4x4 tile kernels against the reference dot products, with row and output strides
+ * larger than a row, and (for 32-value blocks) an odd block count. */
+START_TEST(test_gemm4)
+{
+        enum {
+                N = 1024,
+                OS = 7,
+        };
+        static const struct {
+                GgmlType type;
+                GgmlGemm4Fn fn;
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_gemm4_q8_0_q8_0_vnni},
+                {GGML_TYPE_Q4_0, ggml_gemm4_q4_0_q8_0_vnni},
+                {GGML_TYPE_Q4_K, ggml_gemm4_q4_K_q8_K_vnni},
+                {GGML_TYPE_F16, ggml_gemm4_f16_vnni},
+        };
+        static const size_t sizes[] = {256, 224, 1024};
+        float x[N], y[N];
+        static uint8_t qx[4 * N * 2 + 64], qy[4 * N * 2 + 64];
+        unsigned s = 11;
+
+        if (!ggml_cpu_has_avx512_vnni())
+                return;
+        for (size_t t = 0; t < ELEMENTSOF(k); t++)
+                for (size_t z = 0; z < ELEMENTSOF(sizes); z++) {
+                        GgmlKernels ref;
+                        ggml_kernels_get_reference(k[t].type, &ref);
+                        GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                        size_t n = sizes[z];
+                        if (n % ggml_type_traits(k[t].type)->block_size)
+                                continue;
+                        size_t xs = ggml_row_size(k[t].type, n) + 16;
+                        size_t ys = ggml_row_size(vt, n) + 8;
+                        for (int r = 0; r < 4; r++) {
+                                for (size_t i = 0; i < n; i++)
+                                        x[i] = frand(&s) * (r + 1);
+                                ggml_quantize_row(k[t].type, x, qx + r * xs, n);
+                                for (size_t i = 0; i < n; i++)
+                                        y[i] = frand(&s) * (4 - r);
+                                ref.from_float(y, qy + r * ys, n);
+                        }
+                        float out[4 * OS];
+                        for (size_t i = 0; i < ELEMENTSOF(out); i++)
+                                out[i] = -1234.0f;
+                        k[t].fn(n, qx, xs, qy, ys, out, OS);
+                        for (int tok = 0; tok < 4; tok++)
+                                for (int r = 0; r < OS; r++) {
+                                        float got = out[tok * OS + r];
+                                        if (r >= 4) {
+                                                ck_assert_float_eq(got, -1234.0f);
+                                                continue;
+                                        }
+                                        float one = ref.vec_dot(n, qx + r * xs, qy + tok * ys);
+                                        ck_assert_msg(fabsf(got - one) <= 1e-4f * (1 + fabsf(one)),
+                                                      "%s n=%zu row %d token %d: %g vs %g",
+                                                      ggml_type_name(k[t].type), n, r, tok, got,
+                                                      one);
+                                }
+                }
+}
+END_TEST
+
 typedef struct SumJob {
         const uint64_t *v;
         size_t n;
@@ -337,6 +400,7 @@ int main(void)
         tcase_add_test(tc, test_dot_kernels);
         tcase_add_test(tc, test_f16_helpers);
         tcase_add_test(tc, test_dot4_isas);
+        tcase_add_test(tc, test_gemm4);
         tcase_add_test(tc, test_threadpool);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Register-tiled matrix-matrix kernels for prompt processing and batched decoding: four
+ * weight rows against four activation rows per call, so that every weight block is
+ * unpacked once for four tokens and every activation block loaded once for four rows.
+ * They use AVX-512 VNNI (vpdpbusd: unsigned x signed bytes summed into 32-bit lanes;
+ * vpdpwssd: 16-bit pairs summed into 32-bit lanes), one instruction where the
+ * four-row matrix-vector kernels need three or four. Only called when
+ * ggml_cpu_has_avx512_vnni() said yes; same results as the reference kernels up to
+ * summation order (the integer parts are exact). */
+#include <string.h>
+
+#include "engine/ggml-types.h"
+
+bool ggml_cpu_has_avx512_vnni(void)
+{
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        return ggml_cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+#else
+        return false;
+#endif
+}
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#if defined(__clang__)
+#pragma clang attribute push(                                                                      \
+        __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))),             \
+        apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+
+#define ROW(r, T) ((const T *)((const uint8_t *)vx + (r)*xs))
+#define TOK(t, T) ((const T *)((const uint8_t *)vy + (t)*ys))
+
+static inline float f16(ggml_fp16_t h)
+{
+        return _cvtsh_ss(h);
+}
+
+static inline __m512i join256(__m256i lo, __m256i hi)
+{
+        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* a in the lower eight lanes, b in the upper eight */
+static inline __m512 scale2(float a, float b)
+{
+        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),
+                                                   _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+
+static inline __m256i unpack_q4_0(const uint8_t *qs)
+{
+        __m128i b = _mm_loadu_si128((const __m128i *)qs);
+        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
+        return _mm256_set_m128i(hi, lo);
+}
+
+static inline void store_tile(__m512 acc[4][4], float *out, size_t os)
+{
+        for (int t = 0; t < 4; t++)
+                for (int r = 0; r < 4; r++)
+                        out[t * os + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* Weights of 32-value blocks with one F16 scale (Q8_0, Q4_0) against Q8_0 activations,
+ * two blocks (64 values, one 512-bit register) at a time.
+ * Q4_0: the nibbles q are unsigned, so dpbusd(q, y) directly, and the offset -8 comes in
+ * as a starting value of -8 * sum(y) per four-byte group, computed once per token.
+ * Q8_0: weights are signed, so the activations are made unsigned (y + 128, a sign-bit
+ * flip) and the start value -128 * sum(w) is computed once per row. */
+static inline __attribute__((always_inline)) void q8_tile(size_t n, const void *vx, size_t xs,
+                                                          const void *vy, size_t ys, float *out,
+                                                          size_t os, const bool q4)
+{
+        const __m512i c80 = _mm512_set1_epi8((char)0x80), c8 = _mm512_set1_epi8(8);
+        const __m512i zero = _mm512_setzero_si512();
+        size_t nb = n / QK8_0, i = 0;
+        __m512 acc[4][4];
+
+        for (int r = 0; r < 4; r++)
+                for (int t = 0; t < 4; t++)
+                        acc[r][t] = _mm512_setzero_ps();
+        for (; i + 2 <= nb; i += 2) {
+                __m512i w[4], base[4];
+                __m512 dx[4];
+                for (int r = 0; r < 4; r++) {
+                        if (q4) {
+                                const BlockQ4_0 *x = ROW(r, BlockQ4_0) + i;
+                                w[r] = join256(unpack_q4_0(x[0].qs), unpack_q4_0(x[1].qs));
+                                dx[r] = scale2(f16(x[0].d), f16(x[1].d));
+                        } else {
+                                const BlockQ8_0 *x = ROW(r, BlockQ8_0) + i;
+                                w[r] = join256(_mm256_loadu_si256((const __m256i *)x[0].qs),
+                                               _mm256_loadu_si256((const __m256i *)x[1].qs));
+                                base[r] = _mm512_sub_epi32(zero,
+                                                           _mm512_dpbusd_epi32(zero, c80, w[r]));
+                                dx[r] = scale2(f16(x[0].d), f16(x[1].d));
+                        }
+                }
+                for (int t = 0; t < 4; t++) {
+                        const BlockQ8_0 *y = TOK(t, BlockQ8_0) + i;
+                        __m512i yv = join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
+                                             _mm256_loadu_si256((const __m256i *)y[1].qs));
+                        __m512 dy = scale2(f16(y[0].d), f16(y[1].d));
+                        if (q4) {
+                                __m512i b =
+                                        _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c8, yv));
+                                for (int r = 0; r < 4; r++) {
+                                        __m512i p = _mm512_dpbusd_epi32(b, w[r], yv);
+                                        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                                                    _mm512_mul_ps(dx[r], dy),
+                                                                    acc[r][t]);
+                                }
+                        } else {
+                                __m512i yu = _mm512_xor_si512(yv, c80);
+                                for (int r = 0; r < 4; r++) {
+                                        __m512i p = _mm512_dpbusd_epi32(base[r], yu, w[r]);
+                                        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                                                    _mm512_mul_ps(dx[r], dy),
+                                                                    acc[r][t]);
+                                }
+                        }
+                }
+        }
+        store_tile(acc, out, os);
+        if (i < nb) /* an odd block count: the last block row by row */
+                for (int r = 0; r < 4; r++) {
+                        float tail[4];
+                        if (q4)
+                                ggml_vec_dot4_q4_0_q8_0_avx2(QK8_0, ROW(r, BlockQ4_0) + i,
+                                                             TOK(0, BlockQ8_0) + i, ys, tail);
+                        else
+                                ggml_vec_dot4_q8_0_q8_0_avx2(QK8_0, ROW(r, BlockQ8_0) + i,
+                                                             TOK(0, BlockQ8_0) + i, ys, tail);
+                        for (int t = 0; t < 4; t++)
+                                out[t * os + r] += tail[t];
+                }
+}
+
+void ggml_gemm4_q4_0_q8_0_vnni(size_t n, const void *vx, size_t xs, const void *vy, size_t ys,
+                               float *out, size_t os)
+{
+        q8_tile(n, vx, xs, vy, ys, out, os, true);
+}
+
+void ggml_gemm4_q8_0_q8_0_vnni(size_t n, const void *vx, size_t xs, const void *vy, size_t ys,
+                               float *out, size_t os)
+{
+        q8_tile(n, vx, xs, vy, ys, out, os, false);
+}
+
+/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes. */
+static inline void scales_mins_k4(const uint8_t *q, uint64_t *ret_sc, uint64_t *ret_m)
+{
+        uint32_t u0, u1, u2;
+        memcpy(&u0, q, 4);
+        memcpy(&u1, q + 4, 4);
+        memcpy(&u2, q + 8, 4);
+        uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+        uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+        uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+        *ret_sc = sc_lo | (uint64_t)sc_hi << 32;
+        *ret_m = m_lo | (uint64_t)m_hi << 32;
+}
+
+/* Q4_K against Q8_K. Per 64 values: the 32 bytes of nibbles give sub-blocks 2j (low) and
+ * 2j+1 (high) in one register; maddubs makes 16-bit pair sums, and dpwssd multiplies them
+ * by the sub-block scales and accumulates, exactly. The minimums' term, sum over
+ * sub-blocks of m * sum(y), is done for all four tokens in one register: lanes 4t..4t+3
+ * belong to token t. */
+void ggml_gemm4_q4_K_q8_K_vnni(size_t n, const void *vx, size_t xs, const void *vy, size_t ys,
+                               float *out, size_t os)
+{
+        const __m512i mask = _mm512_set1_epi8(0xF);
+        const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+        const __m512i idx[4] = {
+                join256(_mm256_set1_epi16(0), _mm256_set1_epi16(1)),
+                join256(_mm256_set1_epi16(2), _mm256_set1_epi16(3)),
+                join256(_mm256_set1_epi16(4), _mm256_set1_epi16(5)),
+                join256(_mm256_set1_epi16(6), _mm256_set1_epi16(7)),
+        };
+        __m512 acc[4][4], macc[4];
+
+        for (int r = 0; r < 4; r++) {
+                macc[r] = _mm512_setzero_ps();
+                for (int t = 0; t < 4; t++)
+                        acc[r][t] = _mm512_setzero_ps();
+        }
+        for (size_t i = 0; i < n / QK_K; i++) {
+                __m512i sc16[4];
+                float d[4], dy[4];
+                /* pair sums of the 16 per-16 activation sums: 8 per token, 4 tokens */
+                __m128i bs[4];
+                for (int t = 0; t < 4; t++) {
+                        const BlockQ8_K *y = TOK(t, BlockQ8_K) + i;
+                        bs[t] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                                               _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+                        dy[t] = y->d;
+                }
+                __m512i bsall = _mm512_inserti32x4(
+                        _mm512_inserti32x4(
+                                _mm512_inserti32x4(_mm512_castsi128_si512(bs[0]), bs[1], 1), bs[2],
+                                2),
+                        bs[3], 3);
+                __m512 dy4 = _mm512_insertf32x4(
+                        _mm512_insertf32x4(
+                                _mm512_insertf32x4(_mm512_castps128_ps512(_mm_set1_ps(dy[0])),
+                                                   _mm_set1_ps(dy[1]), 1),
+                                _mm_set1_ps(dy[2]), 2),
+                        _mm_set1_ps(dy[3]), 3);
+                for (int r = 0; r < 4; r++) {
+                        const BlockQ4_K *x = ROW(r, BlockQ4_K) + i;
+                        uint64_t sc8, m8;
+                        scales_mins_k4(x->scales, &sc8, &m8);
+                        d[r] = f16(x->d);
+                        sc16[r] = _mm512_castsi128_si512(
+                                _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+                        __m512i m16 = _mm512_broadcast_i32x4(
+                                _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8)));
+                        __m512i mp = _mm512_madd_epi16(bsall, m16);
+                        macc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mp),
+                                                  _mm512_mul_ps(_mm512_set1_ps(f16(x->dmin)), dy4),
+                                                  macc[r]);
+                }
+                __m512i isum[4][4];
+                for (int r = 0; r < 4; r++)
+                        for (int t = 0; t < 4; t++)
+                                isum[r][t] = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) {
+                        __m512i w[4], s[4];
+                        for (int r = 0; r < 4; r++) {
+                                __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                                        (const __m256i *)((ROW(r, BlockQ4_K) + i)->qs + 32 * j)));
+                                w[r] = _mm512_and_si512(_mm512_srlv_epi16(q4, shift), mask);
+                                s[r] = _mm512_permutexvar_epi16(idx[j], sc16[r]);
+                        }
+                        for (int t = 0; t < 4; t++) {
+                                __m512i yv = _mm512_loadu_si512(
+                                        (const void *)((TOK(t, BlockQ8_K) + i)->qs + 64 * j));
+                                for (int r = 0; r < 4; r++)
+                                        isum[r][t] = _mm512_dpwssd_epi32(
+                                                isum[r][t], _mm512_maddubs_epi16(w[r], yv), s[r]);
+                        }
+                }
+                for (int r = 0; r < 4; r++)
+                        for (int t = 0; t < 4; t++)
+                                acc[r][t] =
+                                        _mm512_fmadd_ps(_mm512_set1_ps(d[r] * dy[t]),
+                                                        _mm512_cvtepi32_ps(isum[r][t]), acc[r][t]);
+        }
+        for (int r = 0; r < 4; r++) {
+                float m[16];
+                _mm512_storeu_ps(m, macc[r]);
+                for (int t = 0; t < 4; t++)
+                        out[t * os + r] = _mm512_reduce_add_ps(acc[r][t]) -
+                                (m[4 * t] + m[4 * t + 1] + m[4 * t + 2] + m[4 * t + 3]);
+        }
+}
+
+/* F16 weights against F16 activations, 16 values per step. */
+void ggml_gemm4_f16_vnni(size_t n, const void *vx, size_t xs, const void *vy, size_t ys, float *out,
+                         size_t os)
+{
+        __m512 acc[4][4];
+        size_t i = 0;
+
+        for (int r = 0; r < 4; r++)
+                for (int t = 0; t < 4; t++)
+                        acc[r][t] = _mm512_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+                __m512 w[4];
+                for (int r = 0; r < 4; r++)
+                        w[r] = _mm512_cvtph_ps(
+                                _mm256_loadu_si256((const __m256i *)(ROW(r, ggml_fp16_t) + i)));
+                for (int t = 0; t < 4; t++) {
+                        __m512 yv = _mm512_cvtph_ps(
+                                _mm256_loadu_si256((const __m256i *)(TOK(t, ggml_fp16_t) + i)));
+                        for (int r = 0; r < 4; r++)
+                                acc[r][t] = _mm512_fmadd_ps(w[r], yv, acc[r][t]);
+                }
+        }
+        store_tile(acc, out, os);
+        if (i < n)
+                for (int r = 0; r < 4; r++) {
+                        float tail[4];
+                        ggml_vec_dot4_f16_avx2(n - i, ROW(r, ggml_fp16_t) + i,
+                                               (const uint8_t *)vy + i * sizeof(ggml_fp16_t), ys,
+                                               tail);
+                        for (int t = 0; t < 4; t++)
+                                out[t * os + r] += tail[t];
+                }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else /* the dispatcher never calls these elsewhere */
+
+#define NOT_X86(name)                                                                              \
+        void name(size_t n, const void *x, size_t xs, const void *y, size_t ys, float *out,        \
+                  size_t os)                                                                       \
+        {                                                                                          \
+        }
+NOT_X86(ggml_gemm4_q4_0_q8_0_vnni)
+NOT_X86(ggml_gemm4_q8_0_q8_0_vnni)
+NOT_X86(ggml_gemm4_q4_K_q8_K_vnni)
+NOT_X86(ggml_gemm4_f16_vnni)
+#endif
