@@ -856,9 +856,11 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                         break;
                 case GGML_TYPE_Q8_0:
                         k.gemm4 = ggml_gemm4_q8_0_q8_0_vnni;
+                        k.gemm16 = ggml_gemm16_q8_0_q8_0_vnni;
                         break;
                 case GGML_TYPE_Q4_0:
                         k.gemm4 = ggml_gemm4_q4_0_q8_0_vnni;
+                        k.gemm16 = ggml_gemm16_q4_0_q8_0_vnni;
                         break;
                 case GGML_TYPE_Q4_K:
                         k.gemm4 = ggml_gemm4_q4_K_q8_K_vnni;

@@ -126,11 +126,17 @@ typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_s
 typedef void (*GgmlGemm4Fn)(size_t n, const void *x, size_t xs, const void *y, size_t ys,
                             float *out, size_t os);
 
+/* out[t * os + r] = dot(packed row r, y + t * ys) for r < 16 and t < nt (1..8); x points
+ * at a packed group of 16 rows, ysum at ggml_q8_0_sums() of each token (stride yss). */
+typedef void (*GgmlGemm16Fn)(size_t n, const void *x, const void *y, size_t ys, const int32_t *ysum,
+                             size_t yss, size_t nt, float *out, size_t os);
+
 typedef struct GgmlKernels {
         GgmlVecDotFn vec_dot;
         GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
         GgmlFromFloatFn from_float; /* of the vec_dot_type */
         GgmlGemm4Fn gemm4; /* NULL: call vec_dot4 (or vec_dot) row by row */
+        GgmlGemm16Fn gemm16; /* over ggml_pack16() rows; NULL: none */
 } GgmlKernels;
 
 /* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
@@ -208,3 +214,17 @@ void ggml_gemm4_q4_K_q8_K_vnni(size_t n, const void *x, size_t xs, const void *y
 void ggml_gemm4_f16_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys, float *out,
                          size_t os);
 bool ggml_cpu_has_avx512_vnni(void);
+
+/* Sixteen weight rows interleaved block by block (Q4_0, Q8_0), the layout of the gemm16
+ * kernels: for each group of 16 rows and each 32-value block, the 16 F16 scales, then
+ * for k = 0..3 (Q4_0) or 0..7 (Q8_0) bytes 4k..4k+3 of the block of each of the 16 rows
+ * (Q8_0 bytes stored + 128, i.e. unsigned). Same size as the rows it is made from. */
+size_t ggml_pack16_block_size(GgmlType type); /* 0: the type has no packed layout */
+/* An allocated (free()) packed copy of ne1 rows (a multiple of 16) of ne0 elements. */
+int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **ret);
+/* out[i] = sum of the 32 quants of Q8_0 block i of a row of n elements. */
+void ggml_q8_0_sums(const void *y, size_t n, int32_t *out);
+void ggml_gemm16_q4_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);
+void ggml_gemm16_q8_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);

@@ -7,6 +7,8 @@
  * four-row matrix-vector kernels need three or four. Only called when
  * ggml_cpu_has_avx512_vnni() said yes; same results as the reference kernels up to
  * summation order (the integer parts are exact). */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/ggml-types.h"
@@ -297,6 +299,91 @@ void ggml_gemm4_f16_vnni(size_t n, const void *vx, size_t xs, const void *vy, si
                 }
 }
 
+/* ---- 16 rows interleaved (Q4_0, Q8_0): see ggml_pack16() ---- */
+
+/* Sixteen rows (one 32-bit lane each) against nt <= 8 tokens, one block at a time: the
+ * weight register k holds bytes 4k..4k+3 of the block of every row, the activations'
+ * bytes 4k..4k+3 are broadcast, and vpdpbusd accumulates each row's dot product in its
+ * own lane. Weights are the unsigned operand (Q4_0 nibbles, Q8_0 bytes + 128); the start
+ * value -off * sum(y) of each token's block removes the offset. One scale multiply per
+ * block serves sixteen rows, and the sixteen results of a token are one store. */
+static inline __attribute__((always_inline)) void
+gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int32_t *ysum,
+          size_t yss, float *out, size_t os, const int T, const bool q4)
+{
+        const size_t bs = q4 ? 32 + 4 * 64 : 32 + 8 * 64;
+        const int32_t off = q4 ? -8 : -128;
+        const __m512i m4 = _mm512_set1_epi8(0xF);
+        __m512 acc[8];
+
+        for (int t = 0; t < T; t++)
+                acc[t] = _mm512_setzero_ps();
+        for (size_t i = 0; i < nb; i++) {
+                const uint8_t *b = px + i * bs;
+                __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+                __m512i w[8];
+                if (q4)
+                        for (int k = 0; k < 4; k++) {
+                                __m512i p = _mm512_loadu_si512((const void *)(b + 32 + 64 * k));
+                                w[k] = _mm512_and_si512(p, m4);
+                                w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                        }
+                else
+                        for (int k = 0; k < 8; k++)
+                                w[k] = _mm512_loadu_si512((const void *)(b + 32 + 64 * k));
+                for (int t = 0; t < T; t++) {
+                        const BlockQ8_0 *y = (const BlockQ8_0 *)(vy + t * ys) + i;
+                        int32_t q[8];
+                        memcpy(q, y->qs, sizeof(q));
+                        __m512i p0 = _mm512_set1_epi32(off * ysum[t * yss + i]);
+                        __m512i p1 = _mm512_setzero_si512();
+                        for (int k = 0; k < 4; k++) {
+                                p0 = _mm512_dpbusd_epi32(p0, w[k], _mm512_set1_epi32(q[k]));
+                                p1 = _mm512_dpbusd_epi32(p1, w[k + 4], _mm512_set1_epi32(q[k + 4]));
+                        }
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(p0, p1)),
+                                                 _mm512_mul_ps(dx, _mm512_set1_ps(f16(y->d))),
+                                                 acc[t]);
+                }
+        }
+        for (int t = 0; t < T; t++)
+                _mm512_storeu_ps(out + t * os, acc[t]);
+}
+
+#define GEMM16_CASES(q4)                                                                           \
+        switch (nt) {                                                                              \
+        case 1:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 1, q4);                       \
+        case 2:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 2, q4);                       \
+        case 3:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 3, q4);                       \
+        case 4:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 4, q4);                       \
+        case 5:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 5, q4);                       \
+        case 6:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 6, q4);                       \
+        case 7:                                                                                    \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 7, q4);                       \
+        default:                                                                                   \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 8, q4);                       \
+        }
+
+void ggml_gemm16_q4_0_q8_0_vnni(size_t n, const void *vx, const void *vy, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os)
+{
+        size_t nb = n / QK8_0;
+        GEMM16_CASES(true)
+}
+
+void ggml_gemm16_q8_0_q8_0_vnni(size_t n, const void *vx, const void *vy, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os)
+{
+        size_t nb = n / QK8_0;
+        GEMM16_CASES(false)
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -314,4 +401,71 @@ NOT_X86(ggml_gemm4_q4_0_q8_0_vnni)
 NOT_X86(ggml_gemm4_q8_0_q8_0_vnni)
 NOT_X86(ggml_gemm4_q4_K_q8_K_vnni)
 NOT_X86(ggml_gemm4_f16_vnni)
+#define NOT_X86_16(name)                                                                           \
+        void name(size_t n, const void *x, const void *y, size_t ys, const int32_t *ysum,          \
+                  size_t yss, size_t nt, float *out, size_t os)                                    \
+        {                                                                                          \
+        }
+NOT_X86_16(ggml_gemm16_q4_0_q8_0_vnni)
+NOT_X86_16(ggml_gemm16_q8_0_q8_0_vnni)
 #endif
+
+/* ---- packing (portable) ---- */
+
+size_t ggml_pack16_block_size(GgmlType type)
+{
+        switch (type) {
+        case GGML_TYPE_Q4_0:
+                return 16 * sizeof(ggml_fp16_t) + 4 * 64;
+        case GGML_TYPE_Q8_0:
+                return 16 * sizeof(ggml_fp16_t) + 8 * 64;
+        default:
+                return 0;
+        }
+}
+
+int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **ret)
+{
+        size_t bs = ggml_pack16_block_size(type), nb = ne0 / QK8_0;
+        size_t row_size = ggml_row_size(type, ne0);
+        uint8_t *p;
+
+        if (bs == 0 || row_size == 0 || ne1 % 16 != 0)
+                return -EINVAL;
+        p = aligned_alloc(64, (ne1 / 16) * nb * bs);
+        if (!p)
+                return -ENOMEM;
+        for (size_t g = 0; g < ne1 / 16; g++)
+                for (size_t i = 0; i < nb; i++) {
+                        uint8_t *b = p + (g * nb + i) * bs;
+                        for (size_t r = 0; r < 16; r++) {
+                                const uint8_t *row = (const uint8_t *)src + (g * 16 + r) * row_size;
+                                if (type == GGML_TYPE_Q4_0) {
+                                        const BlockQ4_0 *x = (const BlockQ4_0 *)row + i;
+                                        memcpy(b + 2 * r, &x->d, 2);
+                                        for (size_t k = 0; k < 4; k++)
+                                                memcpy(b + 32 + 64 * k + 4 * r, x->qs + 4 * k, 4);
+                                } else {
+                                        const BlockQ8_0 *x = (const BlockQ8_0 *)row + i;
+                                        memcpy(b + 2 * r, &x->d, 2);
+                                        for (size_t k = 0; k < 8; k++)
+                                                for (size_t c = 0; c < 4; c++)
+                                                        b[32 + 64 * k + 4 * r + c] =
+                                                                (uint8_t)x->qs[4 * k + c] ^ 0x80u;
+                                }
+                        }
+                }
+        *ret = p;
+        return 0;
+}
+
+void ggml_q8_0_sums(const void *y, size_t n, int32_t *out)
+{
+        const BlockQ8_0 *b = y;
+        for (size_t i = 0; i < n / QK8_0; i++) {
+                int32_t s = 0;
+                for (size_t k = 0; k < QK8_0; k++)
+                        s += b[i].qs[k];
+                out[i] = s;
+        }
+}

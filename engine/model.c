@@ -6,6 +6,7 @@
  * sums in double, RoPE angles are built by the same repeated multiplication, and with an
  * F16 cache the query and the attention weights are rounded to F16 before they meet the
  * cached keys and values. */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -44,7 +45,15 @@ Model *model_free(Model *m)
                         free(l->bq);
                         free(l->bk);
                         free(l->bv);
+                        free(l->wq.packed);
+                        free(l->wk.packed);
+                        free(l->wv.packed);
+                        free(l->wo.packed);
+                        free(l->w_gate.packed);
+                        free(l->w_up.packed);
+                        free(l->w_down.packed);
                 }
+        free(m->output.packed);
         free(m->layers);
         free(m->output_norm);
         free(m->rope_freqs);
@@ -55,6 +64,15 @@ Model *model_free(Model *m)
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_free);
+
+/* The interleaved copy the tile kernels read, when the type has one; the matrix products
+ * then never touch the file's rows, so they stay out of memory. */
+static int weight_pack(Weight *w)
+{
+        if (!w->k.gemm16 || w->ne1 % 16 != 0)
+                return 0;
+        return ggml_pack16(w->type, w->data, w->ne0, w->ne1, &w->packed);
+}
 
 static int get_weight(Model *m, const char *name, size_t ne0, size_t ne1, bool optional,
                       Weight *ret, char **error)
@@ -275,6 +293,9 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
                 goto fail;
         if (r == 0)
                 m->output = m->tok_embd;
+        r = weight_pack(&m->output);
+        if (r < 0)
+                goto fail;
         r = get_vector(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs, error);
         if (r < 0)
                 goto fail;
@@ -288,7 +309,8 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
                 LayerWeights *l = &m->layers[i];
 #define W(field, tname, ne0, ne1)                                                                  \
         snprintf(name, sizeof(name), "blk.%u." tname ".weight", i);                                \
-        if ((r = get_weight(m, name, ne0, ne1, false, &l->field, error)) < 0)                      \
+        if ((r = get_weight(m, name, ne0, ne1, false, &l->field, error)) < 0 ||                    \
+            (r = weight_pack(&l->field)) < 0)                                                      \
                 goto fail;
 #define V(field, tname, suffix, n, opt)                                                            \
         snprintf(name, sizeof(name), "blk.%u." tname "." suffix, i);                               \
@@ -439,6 +461,8 @@ typedef struct MatmulJob {
         const float *x;
         size_t x_row;
         GgmlFromFloatFn from_float;
+        int32_t *ysum; /* per-block sums of the Q8_0 rows for gemm16, or NULL */
+        size_t yss; /* blocks per token row */
 } MatmulJob;
 
 static void convert_job(void *userdata, unsigned ith, unsigned nth)
@@ -446,8 +470,11 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
         MatmulJob *j = userdata;
         size_t lo, hi;
         threadpool_split(j->n_tok, ith, nth, &lo, &hi);
-        for (size_t t = lo; t < hi; t++)
+        for (size_t t = lo; t < hi; t++) {
                 j->from_float(j->x + t * j->x_row, (uint8_t *)j->xq + t * j->xq_row, j->x_row);
+                if (j->ysum)
+                        ggml_q8_0_sums(j->xq + t * j->xq_row, j->x_row, j->ysum + t * j->yss);
+        }
 }
 
 /* Rows of one weight, [a, e), against all tokens: 4x4 tiles where the type has a tile
@@ -458,6 +485,15 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
         const uint8_t *data = w->data;
         size_t r = a;
 
+        if (w->packed) {
+                size_t gs = (w->ne0 / QK8_0) * ggml_pack16_block_size(w->type);
+                for (; r + 16 <= e && r % 16 == 0; r += 16)
+                        for (size_t t = 0; t < j->n_tok; t += 8)
+                                w->k.gemm16(w->ne0, (const uint8_t *)w->packed + (r / 16) * gs,
+                                            j->xq + t * j->xq_row, j->xq_row, j->ysum + t * j->yss,
+                                            j->yss, MIN(j->n_tok - t, (size_t)8), out + t * os + r,
+                                            os);
+        }
         if (w->k.gemm4 && j->n_tok >= 4) {
                 size_t nt = j->n_tok & ~(size_t)3;
                 for (; r + 4 <= e; r += 4) {
@@ -488,7 +524,7 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
 
 /* Rows are handed out in blocks so that each thread walks whole weight rows against all
  * tokens of the batch: a weight row is read from memory once per batch. Block edges are
- * multiples of four rows so that the tile kernels see whole tiles. */
+ * multiples of sixteen rows so that the tile kernels see whole tiles. */
 static void matmul_job(void *userdata, unsigned ith, unsigned nth)
 {
         MatmulJob *j = userdata;
@@ -496,9 +532,9 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
         for (size_t i = 0; i < j->n_w; i++)
                 total += j->w[i]->ne1;
         size_t lo, hi;
-        threadpool_split(total / 4, ith, nth, &lo, &hi);
-        lo *= 4;
-        hi = ith + 1 == nth ? total : hi * 4;
+        threadpool_split(total / 16, ith, nth, &lo, &hi);
+        lo *= 16;
+        hi = ith + 1 == nth ? total : hi * 16;
 
         size_t base = 0;
         for (size_t i = 0; i < j->n_w; i++) {
@@ -532,6 +568,16 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
                 j.from_float = ws[i]->k.from_float;
                 j.xq_row = ggml_row_size(vt, ws[i]->ne0);
                 j.xq = s->qbuf.data;
+                for (size_t k = 0; k < j.n_w; k++)
+                        if (j.w[k]->packed) {
+                                /* after the converted rows, which are smaller than the F32
+                                 * rows the buffer is sized for */
+                                size_t off = ALIGN_TO(n_tok * j.xq_row, 64);
+                                j.ysum = (int32_t *)((uint8_t *)s->qbuf.data + off);
+                                j.yss = ws[i]->ne0 / QK8_0;
+                                assert(off + n_tok * j.yss * sizeof(int32_t) <= s->qbuf.size);
+                                break;
+                        }
                 if (n_tok >= 4)
                         threadpool_run(pool, convert_job, &j);
                 else

@@ -2,6 +2,7 @@
 /* Block formats and kernels: conversions, quantization error bounds, and the AVX2
  * kernels against the reference ones. */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +335,77 @@ START_TEST(test_gemm4)
 }
 END_TEST
 
+/* Packed 16-row layout and its kernels against the reference dot products on the
+ * original rows, for every token count 1..8 and an odd block count. */
+START_TEST(test_gemm16)
+{
+        enum {
+                N = 224, /* 7 blocks */
+                ROWS = 32,
+                OS = 40,
+        };
+        static const struct {
+                GgmlType type;
+                GgmlGemm16Fn fn;
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_gemm16_q8_0_q8_0_vnni},
+                {GGML_TYPE_Q4_0, ggml_gemm16_q4_0_q8_0_vnni},
+        };
+        float x[N];
+        static uint8_t qx[ROWS * N * 2], qy[8 * N * 2];
+        int32_t sums[8 * (N / 32)];
+        unsigned s = 23;
+
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_0), 16 * sizeof(BlockQ4_0));
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q8_0), 16 * sizeof(BlockQ8_0));
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_K), 0);
+        if (!ggml_cpu_has_avx512_vnni())
+                return;
+        for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                GgmlKernels ref;
+                ggml_kernels_get_reference(k[t].type, &ref);
+                size_t xs = ggml_row_size(k[t].type, N), ys = ggml_row_size(GGML_TYPE_Q8_0, N);
+                for (int r = 0; r < ROWS; r++) {
+                        for (size_t i = 0; i < N; i++)
+                                x[i] = frand(&s) * (1 + r % 5);
+                        ggml_quantize_row(k[t].type, x, qx + r * xs, N);
+                }
+                for (int tok = 0; tok < 8; tok++) {
+                        for (size_t i = 0; i < N; i++)
+                                x[i] = frand(&s) * (8 - tok);
+                        ref.from_float(x, qy + tok * ys, N);
+                        ggml_q8_0_sums(qy + tok * ys, N, sums + tok * (N / 32));
+                }
+                void *packed = NULL;
+                ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, 17, &packed), -EINVAL);
+                ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, ROWS, &packed), 0);
+                size_t gs = (N / 32) * ggml_pack16_block_size(k[t].type);
+                for (size_t nt = 1; nt <= 8; nt++) {
+                        float out[8 * OS];
+                        for (size_t i = 0; i < ELEMENTSOF(out); i++)
+                                out[i] = -1234.0f;
+                        for (int g = 0; g < ROWS / 16; g++)
+                                k[t].fn(N, (uint8_t *)packed + g * gs, qy, ys, sums, N / 32, nt,
+                                        out + 16 * g, OS);
+                        for (size_t tok = 0; tok < 8; tok++)
+                                for (int r = 0; r < OS; r++) {
+                                        float got = out[tok * OS + r];
+                                        if (tok >= nt || r >= ROWS) {
+                                                ck_assert_float_eq(got, -1234.0f);
+                                                continue;
+                                        }
+                                        float one = ref.vec_dot(N, qx + r * xs, qy + tok * ys);
+                                        ck_assert_msg(fabsf(got - one) <= 1e-4f * (1 + fabsf(one)),
+                                                      "%s nt=%zu row %d token %zu: %g vs %g",
+                                                      ggml_type_name(k[t].type), nt, r, tok, got,
+                                                      one);
+                                }
+                }
+                free(packed);
+        }
+}
+END_TEST
+
 typedef struct SumJob {
         const uint64_t *v;
         size_t n;
@@ -401,6 +473,7 @@ int main(void)
         tcase_add_test(tc, test_f16_helpers);
         tcase_add_test(tc, test_dot4_isas);
         tcase_add_test(tc, test_gemm4);
+        tcase_add_test(tc, test_gemm16);
         tcase_add_test(tc, test_threadpool);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
