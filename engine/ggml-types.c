@@ -864,6 +864,7 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                         break;
                 case GGML_TYPE_Q4_K:
                         k.gemm4 = ggml_gemm4_q4_K_q8_K_vnni;
+                        k.gemm16 = ggml_gemm16_q4_K_q8_K_vnni;
                         break;
                 default:
                         break;

@@ -215,16 +215,23 @@ void ggml_gemm4_f16_vnni(size_t n, const void *x, size_t xs, const void *y, size
                          size_t os);
 bool ggml_cpu_has_avx512_vnni(void);
 
-/* Sixteen weight rows interleaved block by block (Q4_0, Q8_0), the layout of the gemm16
- * kernels: for each group of 16 rows and each 32-value block, the 16 F16 scales, then
- * for k = 0..3 (Q4_0) or 0..7 (Q8_0) bytes 4k..4k+3 of the block of each of the 16 rows
- * (Q8_0 bytes stored + 128, i.e. unsigned). Same size as the rows it is made from. */
+/* Sixteen weight rows interleaved block by block (Q4_0, Q8_0, Q4_K), the layout of the
+ * gemm16 kernels: for each group of 16 rows and each block, the 16 F16 scales, then for
+ * k = 0..3 (Q4_0) or 0..7 (Q8_0) bytes 4k..4k+3 of the block of each of the 16 rows
+ * (Q8_0 bytes stored + 128, i.e. unsigned); same size as the rows it is made from.
+ * Q4_K: 16 d, 16 dmin (F16), the 8 six-bit scales and 8 minimums as bytes [j][row],
+ * then for k = 0..31 bytes 4k..4k+3 of each row's nibbles (3% more than the rows). */
 size_t ggml_pack16_block_size(GgmlType type); /* 0: the type has no packed layout */
 /* An allocated (free()) packed copy of ne1 rows (a multiple of 16) of ne0 elements. */
 int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **ret);
 /* out[i] = sum of the 32 quants of Q8_0 block i of a row of n elements. */
 void ggml_q8_0_sums(const void *y, size_t n, int32_t *out);
+/* Per Q8_K block i, four words q: the sums of the 32-value sub-blocks 2q (low 16 bits)
+ * and 2q+1 (high 16 bits), for the Q4_K gemm16 kernel's minimums. */
+void ggml_q8_K_pair_sums(const void *y, size_t n, int32_t *out);
 void ggml_gemm16_q4_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
                                 const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);
 void ggml_gemm16_q8_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);
+void ggml_gemm16_q4_K_q8_K_vnni(size_t n, const void *x, const void *y, size_t ys,
                                 const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);

@@ -384,6 +384,107 @@ void ggml_gemm16_q8_0_q8_0_vnni(size_t n, const void *vx, const void *vy, size_t
         GEMM16_CASES(false)
 }
 
+/* Q4_K, 16 rows interleaved (see ggml_pack16()): per 256-value block, each row's 32-value
+ * sub-block dot product comes from eight vpdpbusd in its lane, then is scaled in float by
+ * d * scale (exact products, float sums); the minimums' term uses 16-bit pairs of
+ * minimums against the activations' pair sums (ggml_q8_K_pair_sums()), two vpdpwssd. */
+static inline __attribute__((always_inline)) void gemm16_q4k(size_t nsb, const uint8_t *px,
+                                                             const uint8_t *vy, size_t ys,
+                                                             const int32_t *ysum, size_t yss,
+                                                             float *out, size_t os, const int T)
+{
+        const size_t bs = 32 + 32 + 128 + 128 + 2048;
+        const __m512i m4 = _mm512_set1_epi8(0xF);
+        __m512 acc[8];
+
+        for (int t = 0; t < T; t++)
+                acc[t] = _mm512_setzero_ps();
+        for (size_t i = 0; i < nsb; i++) {
+                const uint8_t *b = px + i * bs;
+                const uint8_t *sc = b + 64, *mn = b + 192, *qs = b + 320;
+                __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+                __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 32)));
+                __m512i mp[4];
+                for (int q = 0; q < 4; q++)
+                        mp[q] = _mm512_or_si512(
+                                _mm512_cvtepu8_epi32(
+                                        _mm_loadu_si128((const __m128i *)(mn + 32 * q))),
+                                _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                                          (const __m128i *)(mn + 32 * q + 16))),
+                                                  16));
+                for (int t = 0; t < T; t++) {
+                        const BlockQ8_K *y = (const BlockQ8_K *)(vy + t * ys) + i;
+                        const int32_t *bp = ysum + t * yss + 4 * i;
+                        __m512i ms = _mm512_setzero_si512();
+                        for (int q = 0; q < 4; q++)
+                                ms = _mm512_dpwssd_epi32(ms, mp[q], _mm512_set1_epi32(bp[q]));
+                        acc[t] =
+                                _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms),
+                                                 _mm512_mul_ps(dmin, _mm512_set1_ps(y->d)), acc[t]);
+                }
+                for (int jj = 0; jj < 4; jj++) {
+                        __m512i wl[8], wh[8];
+                        for (int k = 0; k < 8; k++) {
+                                __m512i p =
+                                        _mm512_loadu_si512((const void *)(qs + (8 * jj + k) * 64));
+                                wl[k] = _mm512_and_si512(p, m4);
+                                wh[k] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                        }
+                        __m512 s0 = _mm512_mul_ps(
+                                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                        _mm_loadu_si128((const __m128i *)(sc + 32 * jj)))),
+                                d);
+                        __m512 s1 = _mm512_mul_ps(
+                                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                        _mm_loadu_si128((const __m128i *)(sc + 32 * jj + 16)))),
+                                d);
+                        for (int t = 0; t < T; t++) {
+                                const BlockQ8_K *y = (const BlockQ8_K *)(vy + t * ys) + i;
+                                int32_t q[16];
+                                memcpy(q, y->qs + 64 * jj, sizeof(q));
+                                __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
+                                for (int k = 0; k < 8; k++) {
+                                        p0 = _mm512_dpbusd_epi32(p0, wl[k],
+                                                                 _mm512_set1_epi32(q[k]));
+                                        p1 = _mm512_dpbusd_epi32(p1, wh[k],
+                                                                 _mm512_set1_epi32(q[8 + k]));
+                                }
+                                __m512 dy = _mm512_set1_ps(y->d);
+                                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0),
+                                                         _mm512_mul_ps(s0, dy), acc[t]);
+                                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1),
+                                                         _mm512_mul_ps(s1, dy), acc[t]);
+                        }
+                }
+        }
+        for (int t = 0; t < T; t++)
+                _mm512_storeu_ps(out + t * os, acc[t]);
+}
+
+void ggml_gemm16_q4_K_q8_K_vnni(size_t n, const void *vx, const void *vy, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os)
+{
+        size_t nsb = n / QK_K;
+        switch (nt) {
+        case 1:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 1);
+        case 2:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 2);
+        case 3:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 3);
+        case 4:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 4);
+        case 5:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 5);
+        case 6:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 6);
+        case 7:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 7);
+        default:
+                return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 8);
+        }
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -408,6 +509,7 @@ NOT_X86(ggml_gemm4_f16_vnni)
         }
 NOT_X86_16(ggml_gemm16_q4_0_q8_0_vnni)
 NOT_X86_16(ggml_gemm16_q8_0_q8_0_vnni)
+NOT_X86_16(ggml_gemm16_q4_K_q8_K_vnni)
 #endif
 
 /* ---- packing (portable) ---- */
@@ -419,6 +521,8 @@ size_t ggml_pack16_block_size(GgmlType type)
                 return 16 * sizeof(ggml_fp16_t) + 4 * 64;
         case GGML_TYPE_Q8_0:
                 return 16 * sizeof(ggml_fp16_t) + 8 * 64;
+        case GGML_TYPE_Q4_K:
+                return 2 * 16 * sizeof(ggml_fp16_t) + 2 * 8 * 16 + 16 * QK_K / 2;
         default:
                 return 0;
         }
@@ -426,7 +530,8 @@ size_t ggml_pack16_block_size(GgmlType type)
 
 int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **ret)
 {
-        size_t bs = ggml_pack16_block_size(type), nb = ne0 / QK8_0;
+        size_t bs = ggml_pack16_block_size(type);
+        size_t nb = ne0 / (type == GGML_TYPE_Q4_K ? QK_K : QK8_0);
         size_t row_size = ggml_row_size(type, ne0);
         uint8_t *p;
 
@@ -440,7 +545,27 @@ int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **r
                         uint8_t *b = p + (g * nb + i) * bs;
                         for (size_t r = 0; r < 16; r++) {
                                 const uint8_t *row = (const uint8_t *)src + (g * 16 + r) * row_size;
-                                if (type == GGML_TYPE_Q4_0) {
+                                if (type == GGML_TYPE_Q4_K) {
+                                        const BlockQ4_K *x = (const BlockQ4_K *)row + i;
+                                        const uint8_t *q = x->scales;
+                                        memcpy(b + 2 * r, &x->d, 2);
+                                        memcpy(b + 32 + 2 * r, &x->dmin, 2);
+                                        for (size_t j = 0; j < 8; j++) {
+                                                uint8_t sc, m;
+                                                if (j < 4) {
+                                                        sc = q[j] & 63;
+                                                        m = q[j + 4] & 63;
+                                                } else {
+                                                        sc = (q[j + 4] & 0xF) |
+                                                                ((q[j - 4] >> 6) << 4);
+                                                        m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+                                                }
+                                                b[64 + 16 * j + r] = sc;
+                                                b[192 + 16 * j + r] = m;
+                                        }
+                                        for (size_t k = 0; k < 32; k++)
+                                                memcpy(b + 320 + 64 * k + 4 * r, x->qs + 4 * k, 4);
+                                } else if (type == GGML_TYPE_Q4_0) {
                                         const BlockQ4_0 *x = (const BlockQ4_0 *)row + i;
                                         memcpy(b + 2 * r, &x->d, 2);
                                         for (size_t k = 0; k < 4; k++)
@@ -457,6 +582,17 @@ int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **r
                 }
         *ret = p;
         return 0;
+}
+
+void ggml_q8_K_pair_sums(const void *y, size_t n, int32_t *out)
+{
+        const BlockQ8_K *b = y;
+        for (size_t i = 0; i < n / QK_K; i++)
+                for (size_t q = 0; q < 4; q++) {
+                        const int16_t *s = b[i].bsums + 4 * q;
+                        uint16_t even = (uint16_t)(s[0] + s[1]), odd = (uint16_t)(s[2] + s[3]);
+                        out[4 * i + q] = (int32_t)((uint32_t)even | (uint32_t)odd << 16);
+                }
 }
 
 void ggml_q8_0_sums(const void *y, size_t n, int32_t *out)

@@ -461,8 +461,10 @@ typedef struct MatmulJob {
         const float *x;
         size_t x_row;
         GgmlFromFloatFn from_float;
-        int32_t *ysum; /* per-block sums of the Q8_0 rows for gemm16, or NULL */
-        size_t yss; /* blocks per token row */
+        /* per-block sums of the converted rows for gemm16, or NULL */
+        void (*sums)(const void *y, size_t n, int32_t *out);
+        int32_t *ysum;
+        size_t yss; /* words per token row */
 } MatmulJob;
 
 static void convert_job(void *userdata, unsigned ith, unsigned nth)
@@ -472,8 +474,8 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
         threadpool_split(j->n_tok, ith, nth, &lo, &hi);
         for (size_t t = lo; t < hi; t++) {
                 j->from_float(j->x + t * j->x_row, (uint8_t *)j->xq + t * j->xq_row, j->x_row);
-                if (j->ysum)
-                        ggml_q8_0_sums(j->xq + t * j->xq_row, j->x_row, j->ysum + t * j->yss);
+                if (j->sums)
+                        j->sums(j->xq + t * j->xq_row, j->x_row, j->ysum + t * j->yss);
         }
 }
 
@@ -486,7 +488,8 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
         size_t r = a;
 
         if (w->packed) {
-                size_t gs = (w->ne0 / QK8_0) * ggml_pack16_block_size(w->type);
+                size_t gs = (w->ne0 / ggml_type_traits(w->type)->block_size) *
+                        ggml_pack16_block_size(w->type);
                 for (; r + 16 <= e && r % 16 == 0; r += 16)
                         for (size_t t = 0; t < j->n_tok; t += 8)
                                 w->k.gemm16(w->ne0, (const uint8_t *)w->packed + (r / 16) * gs,
@@ -569,12 +572,15 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
                 j.xq_row = ggml_row_size(vt, ws[i]->ne0);
                 j.xq = s->qbuf.data;
                 for (size_t k = 0; k < j.n_w; k++)
-                        if (j.w[k]->packed) {
+                        if (j.w[k]->packed && (vt == GGML_TYPE_Q8_0 || vt == GGML_TYPE_Q8_K)) {
                                 /* after the converted rows, which are smaller than the F32
                                  * rows the buffer is sized for */
                                 size_t off = ALIGN_TO(n_tok * j.xq_row, 64);
                                 j.ysum = (int32_t *)((uint8_t *)s->qbuf.data + off);
-                                j.yss = ws[i]->ne0 / QK8_0;
+                                j.sums =
+                                        vt == GGML_TYPE_Q8_0 ? ggml_q8_0_sums : ggml_q8_K_pair_sums;
+                                j.yss = vt == GGML_TYPE_Q8_0 ? ws[i]->ne0 / QK8_0
+                                                             : ws[i]->ne0 / QK_K * 4;
                                 assert(off + n_tok * j.yss * sizeof(int32_t) <= s->qbuf.size);
                                 break;
                         }

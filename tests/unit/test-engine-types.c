@@ -340,52 +340,61 @@ END_TEST
 START_TEST(test_gemm16)
 {
         enum {
-                N = 224, /* 7 blocks */
                 ROWS = 32,
                 OS = 40,
         };
         static const struct {
                 GgmlType type;
                 GgmlGemm16Fn fn;
+                size_t n; /* an odd number of blocks */
         } k[] = {
-                {GGML_TYPE_Q8_0, ggml_gemm16_q8_0_q8_0_vnni},
-                {GGML_TYPE_Q4_0, ggml_gemm16_q4_0_q8_0_vnni},
+                {GGML_TYPE_Q8_0, ggml_gemm16_q8_0_q8_0_vnni, 224},
+                {GGML_TYPE_Q4_0, ggml_gemm16_q4_0_q8_0_vnni, 224},
+                {GGML_TYPE_Q4_K, ggml_gemm16_q4_K_q8_K_vnni, 768},
         };
-        float x[N];
-        static uint8_t qx[ROWS * N * 2], qy[8 * N * 2];
-        int32_t sums[8 * (N / 32)];
+        static float x3[768];
+        static uint8_t qx[ROWS * 768 * 2], qy[8 * 768 * 2];
+        static int32_t sums[8 * 768];
         unsigned s = 23;
 
         ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_0), 16 * sizeof(BlockQ4_0));
         ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q8_0), 16 * sizeof(BlockQ8_0));
-        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_K), 0);
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_F16), 0);
         if (!ggml_cpu_has_avx512_vnni())
                 return;
         for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                size_t N = k[t].n,
+                       yss = ggml_type_traits(k[t].type)->block_size == QK_K ? N / QK_K * 4
+                                                                             : N / 32;
+                GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
                 GgmlKernels ref;
                 ggml_kernels_get_reference(k[t].type, &ref);
-                size_t xs = ggml_row_size(k[t].type, N), ys = ggml_row_size(GGML_TYPE_Q8_0, N);
+                size_t xs = ggml_row_size(k[t].type, N), ys = ggml_row_size(vt, N);
                 for (int r = 0; r < ROWS; r++) {
                         for (size_t i = 0; i < N; i++)
-                                x[i] = frand(&s) * (1 + r % 5);
-                        ggml_quantize_row(k[t].type, x, qx + r * xs, N);
+                                x3[i] = frand(&s) * (1 + r % 5);
+                        ggml_quantize_row(k[t].type, x3, qx + r * xs, N);
                 }
                 for (int tok = 0; tok < 8; tok++) {
                         for (size_t i = 0; i < N; i++)
-                                x[i] = frand(&s) * (8 - tok);
-                        ref.from_float(x, qy + tok * ys, N);
-                        ggml_q8_0_sums(qy + tok * ys, N, sums + tok * (N / 32));
+                                x3[i] = frand(&s) * (8 - tok);
+                        ref.from_float(x3, qy + tok * ys, N);
+                        if (vt == GGML_TYPE_Q8_K)
+                                ggml_q8_K_pair_sums(qy + tok * ys, N, sums + tok * yss);
+                        else
+                                ggml_q8_0_sums(qy + tok * ys, N, sums + tok * yss);
                 }
                 void *packed = NULL;
                 ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, 17, &packed), -EINVAL);
                 ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, ROWS, &packed), 0);
-                size_t gs = (N / 32) * ggml_pack16_block_size(k[t].type);
+                size_t gs = (N / ggml_type_traits(k[t].type)->block_size) *
+                        ggml_pack16_block_size(k[t].type);
                 for (size_t nt = 1; nt <= 8; nt++) {
                         float out[8 * OS];
                         for (size_t i = 0; i < ELEMENTSOF(out); i++)
                                 out[i] = -1234.0f;
                         for (int g = 0; g < ROWS / 16; g++)
-                                k[t].fn(N, (uint8_t *)packed + g * gs, qy, ys, sums, N / 32, nt,
+                                k[t].fn(N, (uint8_t *)packed + g * gs, qy, ys, sums, yss, nt,
                                         out + 16 * g, OS);
                         for (size_t tok = 0; tok < 8; tok++)
                                 for (int r = 0; r < OS; r++) {
