@@ -126,7 +126,7 @@ typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_s
 typedef void (*GgmlGemm4Fn)(size_t n, const void *x, size_t xs, const void *y, size_t ys,
                             float *out, size_t os);
 
-/* out[t * os + r] = dot(packed row r, y + t * ys) for r < 16 and t < nt (1..8); x points
+/* out[t * os + r] = dot(packed row r, y + t * ys) for r < 16 and t < nt (1..16); x points
  * at a packed group of 16 rows, ysum at ggml_q8_0_sums() of each token (stride yss). */
 typedef void (*GgmlGemm16Fn)(size_t n, const void *x, const void *y, size_t ys, const int32_t *ysum,
                              size_t yss, size_t nt, float *out, size_t os);

@@ -314,7 +314,7 @@ gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int3
         const size_t bs = q4 ? 32 + 4 * 64 : 32 + 8 * 64;
         const int32_t off = q4 ? -8 : -128;
         const __m512i m4 = _mm512_set1_epi8(0xF);
-        __m512 acc[8];
+        __m512 acc[16];
 
         for (int t = 0; t < T; t++)
                 acc[t] = _mm512_setzero_ps();
@@ -351,6 +351,15 @@ gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int3
 }
 
 #define GEMM16_CASES(q4)                                                                           \
+        if (nt >= 16)                                                                              \
+                return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 16, q4);                      \
+        if (nt > 8) {                                                                              \
+                gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 8, q4);                              \
+                vy = (const uint8_t *)vy + 8 * ys;                                                 \
+                ysum += 8 * yss;                                                                   \
+                out += 8 * os;                                                                     \
+                nt -= 8;                                                                           \
+        }                                                                                          \
         switch (nt) {                                                                              \
         case 1:                                                                                    \
                 return gemm16_q8(nb, vx, vy, ys, ysum, yss, out, os, 1, q4);                       \
@@ -465,6 +474,13 @@ void ggml_gemm16_q4_K_q8_K_vnni(size_t n, const void *vx, const void *vy, size_t
                                 const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os)
 {
         size_t nsb = n / QK_K;
+        if (nt > 8) { /* two calls: sixteen accumulators do not fit with the weights */
+                gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 8);
+                vy = (const uint8_t *)vy + 8 * ys;
+                ysum += 8 * yss;
+                out += 8 * os;
+                nt -= 8;
+        }
         switch (nt) {
         case 1:
                 return gemm16_q4k(nsb, vx, vy, ys, ysum, yss, out, os, 1);

@@ -491,10 +491,10 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
                 size_t gs = (w->ne0 / ggml_type_traits(w->type)->block_size) *
                         ggml_pack16_block_size(w->type);
                 for (; r + 16 <= e && r % 16 == 0; r += 16)
-                        for (size_t t = 0; t < j->n_tok; t += 8)
+                        for (size_t t = 0; t < j->n_tok; t += 16)
                                 w->k.gemm16(w->ne0, (const uint8_t *)w->packed + (r / 16) * gs,
                                             j->xq + t * j->xq_row, j->xq_row, j->ysum + t * j->yss,
-                                            j->yss, MIN(j->n_tok - t, (size_t)8), out + t * os + r,
+                                            j->yss, MIN(j->n_tok - t, (size_t)16), out + t * os + r,
                                             os);
         }
         if (w->k.gemm4 && j->n_tok >= 4) {

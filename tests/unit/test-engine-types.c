@@ -336,7 +336,7 @@ START_TEST(test_gemm4)
 END_TEST
 
 /* Packed 16-row layout and its kernels against the reference dot products on the
- * original rows, for every token count 1..8 and an odd block count. */
+ * original rows, for every token count 1..16 and an odd block count. */
 START_TEST(test_gemm16)
 {
         enum {
@@ -353,8 +353,8 @@ START_TEST(test_gemm16)
                 {GGML_TYPE_Q4_K, ggml_gemm16_q4_K_q8_K_vnni, 768},
         };
         static float x3[768];
-        static uint8_t qx[ROWS * 768 * 2], qy[8 * 768 * 2];
-        static int32_t sums[8 * 768];
+        static uint8_t qx[ROWS * 768 * 2], qy[16 * 768 * 2];
+        static int32_t sums[16 * 768];
         unsigned s = 23;
 
         ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_0), 16 * sizeof(BlockQ4_0));
@@ -375,9 +375,9 @@ START_TEST(test_gemm16)
                                 x3[i] = frand(&s) * (1 + r % 5);
                         ggml_quantize_row(k[t].type, x3, qx + r * xs, N);
                 }
-                for (int tok = 0; tok < 8; tok++) {
+                for (int tok = 0; tok < 16; tok++) {
                         for (size_t i = 0; i < N; i++)
-                                x3[i] = frand(&s) * (8 - tok);
+                                x3[i] = frand(&s) * (1 + tok % 8);
                         ref.from_float(x3, qy + tok * ys, N);
                         if (vt == GGML_TYPE_Q8_K)
                                 ggml_q8_K_pair_sums(qy + tok * ys, N, sums + tok * yss);
@@ -389,14 +389,14 @@ START_TEST(test_gemm16)
                 ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, ROWS, &packed), 0);
                 size_t gs = (N / ggml_type_traits(k[t].type)->block_size) *
                         ggml_pack16_block_size(k[t].type);
-                for (size_t nt = 1; nt <= 8; nt++) {
-                        float out[8 * OS];
+                for (size_t nt = 1; nt <= 16; nt++) {
+                        float out[16 * OS];
                         for (size_t i = 0; i < ELEMENTSOF(out); i++)
                                 out[i] = -1234.0f;
                         for (int g = 0; g < ROWS / 16; g++)
                                 k[t].fn(N, (uint8_t *)packed + g * gs, qy, ys, sums, yss, nt,
                                         out + 16 * g, OS);
-                        for (size_t tok = 0; tok < 8; tok++)
+                        for (size_t tok = 0; tok < 16; tok++)
                                 for (int r = 0; r < OS; r++) {
                                         float got = out[tok * OS + r];
                                         if (tok >= nt || r >= ROWS) {
