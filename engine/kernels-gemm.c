@@ -35,6 +35,9 @@ bool ggml_cpu_has_avx512_vnni(void)
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 
+/* An unaligned 32-bit load the compiler may fold into a broadcast operand ({1to16}). */
+typedef int32_t __attribute__((aligned(1), may_alias)) i32u;
+
 #define ROW(r, T) ((const T *)((const uint8_t *)vx + (r)*xs))
 #define TOK(t, T) ((const T *)((const uint8_t *)vy + (t)*ys))
 
@@ -333,8 +336,7 @@ gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int3
                                 w[k] = _mm512_loadu_si512((const void *)(b + 32 + 64 * k));
                 for (int t = 0; t < T; t++) {
                         const BlockQ8_0 *y = (const BlockQ8_0 *)(vy + t * ys) + i;
-                        int32_t q[8];
-                        memcpy(q, y->qs, sizeof(q));
+                        const i32u *q = (const i32u *)y->qs;
                         __m512i p0 = _mm512_set1_epi32(off * ysum[t * yss + i]);
                         __m512i p1 = _mm512_setzero_si512();
                         for (int k = 0; k < 4; k++) {
@@ -449,8 +451,7 @@ static inline __attribute__((always_inline)) void gemm16_q4k(size_t nsb, const u
                                 d);
                         for (int t = 0; t < T; t++) {
                                 const BlockQ8_K *y = (const BlockQ8_K *)(vy + t * ys) + i;
-                                int32_t q[16];
-                                memcpy(q, y->qs + 64 * jj, sizeof(q));
+                                const i32u *q = (const i32u *)(y->qs + 64 * jj);
                                 __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
                                 for (int k = 0; k < 8; k++) {
                                         p0 = _mm512_dpbusd_epi32(p0, wl[k],
