@@ -323,6 +323,8 @@ gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int3
                 acc[t] = _mm512_setzero_ps();
         for (size_t i = 0; i < nb; i++) {
                 const uint8_t *b = px + i * bs;
+                for (size_t l = 0; l < bs; l += 64) /* as in gemm16_q4k */
+                        _mm_prefetch((const char *)(b + 4 * bs + l), _MM_HINT_T0);
                 __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
                 __m512i w[8];
                 if (q4)
@@ -413,6 +415,10 @@ static inline __attribute__((always_inline)) void gemm16_q4k(size_t nsb, const u
         for (size_t i = 0; i < nsb; i++) {
                 const uint8_t *b = px + i * bs;
                 const uint8_t *sc = b + 64, *mn = b + 192, *qs = b + 320;
+                /* decoding streams the weights from memory: ask for them two blocks
+                 * ahead (past the end it is harmless, prefetches do not fault) */
+                for (size_t l = 0; l < bs; l += 64)
+                        _mm_prefetch((const char *)(b + 2 * bs + l), _MM_HINT_T0);
                 __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
                 __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 32)));
                 __m512i mp[4];
