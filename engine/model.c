@@ -12,6 +12,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "basic/alloc-util.h"
 #include "engine/model.h"
@@ -65,13 +67,27 @@ Model *model_free(Model *m)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_free);
 
-/* The interleaved copy the tile kernels read, when the type has one; the matrix products
- * then never touch the file's rows, so they stay out of memory. */
-static int weight_pack(Weight *w)
+/* The interleaved copy the tile kernels read, when the type has one. The matrix products
+ * then never touch the file's rows: when they are mapped from the file (and not also
+ * needed as the token embedding), their pages, read once for packing, are let go so that
+ * they do not count twice in memory. */
+static int weight_pack(const Model *m, Weight *w, bool keep_rows)
 {
+        int r;
+
         if (!w->k.gemm16 || w->ne1 % 16 != 0)
                 return 0;
-        return ggml_pack16(w->type, w->data, w->ne0, w->ne1, &w->packed);
+        r = ggml_pack16(w->type, w->data, w->ne0, w->ne1, &w->packed);
+        if (r < 0)
+                return r;
+        if (m->gguf->mapped && !keep_rows) {
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                uintptr_t a = ALIGN_TO((uintptr_t)w->data, page);
+                uintptr_t e = ((uintptr_t)w->data + w->ne1 * w->row_size) & ~(uintptr_t)(page - 1);
+                if (e > a)
+                        (void)madvise((void *)a, e - a, MADV_DONTNEED);
+        }
+        return 0;
 }
 
 static int get_weight(Model *m, const char *name, size_t ne0, size_t ne1, bool optional,
@@ -291,9 +307,10 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
         r = get_weight(m, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output, error);
         if (r < 0)
                 goto fail;
-        if (r == 0)
+        bool tied = r == 0;
+        if (tied)
                 m->output = m->tok_embd;
-        r = weight_pack(&m->output);
+        r = weight_pack(m, &m->output, tied);
         if (r < 0)
                 goto fail;
         r = get_vector(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs, error);
@@ -310,7 +327,7 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
 #define W(field, tname, ne0, ne1)                                                                  \
         snprintf(name, sizeof(name), "blk.%u." tname ".weight", i);                                \
         if ((r = get_weight(m, name, ne0, ne1, false, &l->field, error)) < 0 ||                    \
-            (r = weight_pack(&l->field)) < 0)                                                      \
+            (r = weight_pack(m, &l->field, false)) < 0)                                            \
                 goto fail;
 #define V(field, tname, suffix, n, opt)                                                            \
         snprintf(name, sizeof(name), "blk.%u." tname "." suffix, i);                               \
