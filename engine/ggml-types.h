@@ -144,7 +144,8 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret);
 int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret);
 /* Name of the instruction set the dispatcher picked: "avx512", "avx2" or "scalar".
  * ENGINE_FORCE_SCALAR=1 in the environment forces the reference kernels,
- * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine. */
+ * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine, ENGINE_NO_GEMM=1 leaves out
+ * the VNNI tile kernels (gemm4, gemm16) and with them the packed weights. */
 const char *ggml_kernels_isa(void);
 
 /* Dispatched helpers for attention (rows of any length). */
