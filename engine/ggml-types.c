@@ -743,7 +743,7 @@ int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret)
         return 0;
 }
 
-static int use_avx2 = -1, use_avx512 = -1;
+static int use_avx2 = -1, use_avx512 = -1, use_vnni = -1;
 
 static bool env_is_1(const char *name)
 {
@@ -763,6 +763,14 @@ static bool want_avx512(void)
         if (use_avx512 < 0)
                 use_avx512 = want_avx2() && !env_is_1("ENGINE_FORCE_AVX2") && ggml_cpu_has_avx512();
         return use_avx512;
+}
+
+static bool want_vnni(void)
+{
+        if (use_vnni < 0)
+                use_vnni =
+                        want_avx512() && !env_is_1("ENGINE_NO_GEMM") && ggml_cpu_has_avx512_vnni();
+        return use_vnni;
 }
 
 const char *ggml_kernels_isa(void)
@@ -836,6 +844,27 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                 case GGML_TYPE_Q6_K:
                         k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx512;
                         k.vec_dot = ggml_vec_dot_q6_K_q8_K_avx512;
+                        break;
+                default:
+                        break;
+                }
+        }
+        if (want_vnni()) {
+                switch (type) {
+                case GGML_TYPE_F16:
+                        k.gemm4 = ggml_gemm4_f16_vnni;
+                        break;
+                case GGML_TYPE_Q8_0:
+                        k.gemm4 = ggml_gemm4_q8_0_q8_0_vnni;
+                        k.gemm16 = ggml_gemm16_q8_0_q8_0_vnni;
+                        break;
+                case GGML_TYPE_Q4_0:
+                        k.gemm4 = ggml_gemm4_q4_0_q8_0_vnni;
+                        k.gemm16 = ggml_gemm16_q4_0_q8_0_vnni;
+                        break;
+                case GGML_TYPE_Q4_K:
+                        k.gemm4 = ggml_gemm4_q4_K_q8_K_vnni;
+                        k.gemm16 = ggml_gemm16_q4_K_q8_K_vnni;
                         break;
                 default:
                         break;

@@ -120,10 +120,23 @@ typedef void (*GgmlFromFloatFn)(const float *src, void *dst, size_t n);
  * rows, so that the weights are unpacked once for four products (prompt processing). */
 typedef void (*GgmlVecDot4Fn)(size_t n, const void *x, const void *y, size_t y_stride, float *out);
 
+/* out[t * os + r] = dot(x + r * xs, y + t * ys) for r < 4 and t < 4: a 4x4 tile of a
+ * matrix product (four weight rows against four activation rows; strides in bytes for x
+ * and y, in floats for out), for prompt processing and batched decoding. */
+typedef void (*GgmlGemm4Fn)(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                            float *out, size_t os);
+
+/* out[t * os + r] = dot(packed row r, y + t * ys) for r < 16 and t < nt (1..16); x points
+ * at a packed group of 16 rows, ysum at ggml_q8_0_sums() of each token (stride yss). */
+typedef void (*GgmlGemm16Fn)(size_t n, const void *x, const void *y, size_t ys, const int32_t *ysum,
+                             size_t yss, size_t nt, float *out, size_t os);
+
 typedef struct GgmlKernels {
         GgmlVecDotFn vec_dot;
         GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
         GgmlFromFloatFn from_float; /* of the vec_dot_type */
+        GgmlGemm4Fn gemm4; /* NULL: call vec_dot4 (or vec_dot) row by row */
+        GgmlGemm16Fn gemm16; /* over ggml_pack16() rows; NULL: none */
 } GgmlKernels;
 
 /* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
@@ -131,7 +144,8 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret);
 int ggml_kernels_get_reference(GgmlType type, GgmlKernels *ret);
 /* Name of the instruction set the dispatcher picked: "avx512", "avx2" or "scalar".
  * ENGINE_FORCE_SCALAR=1 in the environment forces the reference kernels,
- * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine. */
+ * ENGINE_FORCE_AVX2=1 the AVX2 ones on an AVX-512 machine, ENGINE_NO_GEMM=1 leaves out
+ * the VNNI tile kernels (gemm4, gemm16) and with them the packed weights. */
 const char *ggml_kernels_isa(void);
 
 /* Dispatched helpers for attention (rows of any length). */
@@ -190,3 +204,35 @@ float ggml_vec_dot_q6_K_q8_K_avx512(size_t n, const void *x, const void *y);
 float ggml_vec_dot_f16_avx512(size_t n, const void *x, const void *y);
 void ggml_vec_dot4_f16_avx512(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx512(void);
+
+/* AVX-512 VNNI 4x4 tile kernels (kernels-gemm.c). */
+void ggml_gemm4_q8_0_q8_0_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_q4_0_q8_0_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_q4_K_q8_K_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys,
+                               float *out, size_t os);
+void ggml_gemm4_f16_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys, float *out,
+                         size_t os);
+bool ggml_cpu_has_avx512_vnni(void);
+
+/* Sixteen weight rows interleaved block by block (Q4_0, Q8_0, Q4_K), the layout of the
+ * gemm16 kernels: for each group of 16 rows and each block, the 16 F16 scales, then for
+ * k = 0..3 (Q4_0) or 0..7 (Q8_0) bytes 4k..4k+3 of the block of each of the 16 rows
+ * (Q8_0 bytes stored + 128, i.e. unsigned); same size as the rows it is made from.
+ * Q4_K: 16 d, 16 dmin (F16), the 8 six-bit scales and 8 minimums as bytes [j][row],
+ * then for k = 0..31 bytes 4k..4k+3 of each row's nibbles (3% more than the rows). */
+size_t ggml_pack16_block_size(GgmlType type); /* 0: the type has no packed layout */
+/* An allocated (free()) packed copy of ne1 rows (a multiple of 16) of ne0 elements. */
+int ggml_pack16(GgmlType type, const void *src, size_t ne0, size_t ne1, void **ret);
+/* out[i] = sum of the 32 quants of Q8_0 block i of a row of n elements. */
+void ggml_q8_0_sums(const void *y, size_t n, int32_t *out);
+/* Per Q8_K block i, four words q: the sums of the 32-value sub-blocks 2q (low 16 bits)
+ * and 2q+1 (high 16 bits), for the Q4_K gemm16 kernel's minimums. */
+void ggml_q8_K_pair_sums(const void *y, size_t n, int32_t *out);
+void ggml_gemm16_q4_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);
+void ggml_gemm16_q8_0_q8_0_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);
+void ggml_gemm16_q4_K_q8_K_vnni(size_t n, const void *x, const void *y, size_t ys,
+                                const int32_t *ysum, size_t yss, size_t nt, float *out, size_t os);

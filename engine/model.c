@@ -6,11 +6,14 @@
  * sums in double, RoPE angles are built by the same repeated multiplication, and with an
  * F16 cache the query and the attention weights are rounded to F16 before they meet the
  * cached keys and values. */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "basic/alloc-util.h"
 #include "engine/model.h"
@@ -44,7 +47,15 @@ Model *model_free(Model *m)
                         free(l->bq);
                         free(l->bk);
                         free(l->bv);
+                        free(l->wq.packed);
+                        free(l->wk.packed);
+                        free(l->wv.packed);
+                        free(l->wo.packed);
+                        free(l->w_gate.packed);
+                        free(l->w_up.packed);
+                        free(l->w_down.packed);
                 }
+        free(m->output.packed);
         free(m->layers);
         free(m->output_norm);
         free(m->rope_freqs);
@@ -55,6 +66,29 @@ Model *model_free(Model *m)
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_free);
+
+/* The interleaved copy the tile kernels read, when the type has one. The matrix products
+ * then never touch the file's rows: when they are mapped from the file (and not also
+ * needed as the token embedding), their pages, read once for packing, are let go so that
+ * they do not count twice in memory. */
+static int weight_pack(const Model *m, Weight *w, bool keep_rows)
+{
+        int r;
+
+        if (!w->k.gemm16 || w->ne1 % 16 != 0)
+                return 0;
+        r = ggml_pack16(w->type, w->data, w->ne0, w->ne1, &w->packed);
+        if (r < 0)
+                return r;
+        if (m->gguf->mapped && !keep_rows) {
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                uintptr_t a = ALIGN_TO((uintptr_t)w->data, page);
+                uintptr_t e = ((uintptr_t)w->data + w->ne1 * w->row_size) & ~(uintptr_t)(page - 1);
+                if (e > a)
+                        (void)madvise((void *)a, e - a, MADV_DONTNEED);
+        }
+        return 0;
+}
 
 static int get_weight(Model *m, const char *name, size_t ne0, size_t ne1, bool optional,
                       Weight *ret, char **error)
@@ -273,8 +307,12 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
         r = get_weight(m, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output, error);
         if (r < 0)
                 goto fail;
-        if (r == 0)
+        bool tied = r == 0;
+        if (tied)
                 m->output = m->tok_embd;
+        r = weight_pack(m, &m->output, tied);
+        if (r < 0)
+                goto fail;
         r = get_vector(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs, error);
         if (r < 0)
                 goto fail;
@@ -288,7 +326,8 @@ int model_load_gguf(GgufFile *f, Model **ret, char **error)
                 LayerWeights *l = &m->layers[i];
 #define W(field, tname, ne0, ne1)                                                                  \
         snprintf(name, sizeof(name), "blk.%u." tname ".weight", i);                                \
-        if ((r = get_weight(m, name, ne0, ne1, false, &l->field, error)) < 0)                      \
+        if ((r = get_weight(m, name, ne0, ne1, false, &l->field, error)) < 0 ||                    \
+            (r = weight_pack(m, &l->field, false)) < 0)                                            \
                 goto fail;
 #define V(field, tname, suffix, n, opt)                                                            \
         snprintf(name, sizeof(name), "blk.%u." tname "." suffix, i);                               \
@@ -439,6 +478,10 @@ typedef struct MatmulJob {
         const float *x;
         size_t x_row;
         GgmlFromFloatFn from_float;
+        /* per-block sums of the converted rows for gemm16, or NULL */
+        void (*sums)(const void *y, size_t n, int32_t *out);
+        int32_t *ysum;
+        size_t yss; /* words per token row */
 } MatmulJob;
 
 static void convert_job(void *userdata, unsigned ith, unsigned nth)
@@ -446,12 +489,62 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
         MatmulJob *j = userdata;
         size_t lo, hi;
         threadpool_split(j->n_tok, ith, nth, &lo, &hi);
-        for (size_t t = lo; t < hi; t++)
+        for (size_t t = lo; t < hi; t++) {
                 j->from_float(j->x + t * j->x_row, (uint8_t *)j->xq + t * j->xq_row, j->x_row);
+                if (j->sums)
+                        j->sums(j->xq + t * j->xq_row, j->x_row, j->ysum + t * j->yss);
+        }
+}
+
+/* Rows of one weight, [a, e), against all tokens: 4x4 tiles where the type has a tile
+ * kernel, then the four-token and one-token kernels for what is left over. */
+static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t os, size_t a,
+                        size_t e)
+{
+        const uint8_t *data = w->data;
+        size_t r = a;
+
+        if (w->packed) {
+                size_t gs = (w->ne0 / ggml_type_traits(w->type)->block_size) *
+                        ggml_pack16_block_size(w->type);
+                for (; r + 16 <= e && r % 16 == 0; r += 16)
+                        for (size_t t = 0; t < j->n_tok; t += 16)
+                                w->k.gemm16(w->ne0, (const uint8_t *)w->packed + (r / 16) * gs,
+                                            j->xq + t * j->xq_row, j->xq_row, j->ysum + t * j->yss,
+                                            j->yss, MIN(j->n_tok - t, (size_t)16), out + t * os + r,
+                                            os);
+        }
+        if (w->k.gemm4 && j->n_tok >= 4) {
+                size_t nt = j->n_tok & ~(size_t)3;
+                for (; r + 4 <= e; r += 4) {
+                        for (size_t t = 0; t < nt; t += 4)
+                                w->k.gemm4(w->ne0, data + r * w->row_size, w->row_size,
+                                           j->xq + t * j->xq_row, j->xq_row, out + t * os + r, os);
+                        for (size_t t = nt; t < j->n_tok; t++)
+                                for (size_t k = r; k < r + 4; k++)
+                                        out[t * os + k] =
+                                                w->k.vec_dot(w->ne0, data + k * w->row_size,
+                                                             j->xq + t * j->xq_row);
+                }
+        }
+        for (; r < e; r++) {
+                const uint8_t *row = data + r * w->row_size;
+                size_t t = 0;
+                if (w->k.vec_dot4)
+                        for (; t + 4 <= j->n_tok; t += 4) {
+                                float v[4];
+                                w->k.vec_dot4(w->ne0, row, j->xq + t * j->xq_row, j->xq_row, v);
+                                for (int k = 0; k < 4; k++)
+                                        out[(t + k) * os + r] = v[k];
+                        }
+                for (; t < j->n_tok; t++)
+                        out[t * os + r] = w->k.vec_dot(w->ne0, row, j->xq + t * j->xq_row);
+        }
 }
 
 /* Rows are handed out in blocks so that each thread walks whole weight rows against all
- * tokens of the batch: a weight row is read from memory once per batch. */
+ * tokens of the batch: a weight row is read from memory once per batch. Block edges are
+ * multiples of sixteen rows so that the tile kernels see whole tiles. */
 static void matmul_job(void *userdata, unsigned ith, unsigned nth)
 {
         MatmulJob *j = userdata;
@@ -459,29 +552,16 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
         for (size_t i = 0; i < j->n_w; i++)
                 total += j->w[i]->ne1;
         size_t lo, hi;
-        threadpool_split(total, ith, nth, &lo, &hi);
+        threadpool_split(total / 16, ith, nth, &lo, &hi);
+        lo *= 16;
+        hi = ith + 1 == nth ? total : hi * 16;
 
         size_t base = 0;
         for (size_t i = 0; i < j->n_w; i++) {
                 const Weight *w = j->w[i];
                 size_t a = MAX(lo, base), e = MIN(hi, base + w->ne1);
-                float *out = j->out[i];
-                size_t os = j->out_stride[i];
-                for (size_t r = a; r < e; r++) {
-                        const uint8_t *row = (const uint8_t *)w->data + (r - base) * w->row_size;
-                        size_t t = 0;
-                        if (w->k.vec_dot4)
-                                for (; t + 4 <= j->n_tok; t += 4) {
-                                        float v[4];
-                                        w->k.vec_dot4(w->ne0, row, j->xq + t * j->xq_row, j->xq_row,
-                                                      v);
-                                        for (int k = 0; k < 4; k++)
-                                                out[(t + k) * os + (r - base)] = v[k];
-                                }
-                        for (; t < j->n_tok; t++)
-                                out[t * os + (r - base)] =
-                                        w->k.vec_dot(w->ne0, row, j->xq + t * j->xq_row);
-                }
+                if (a < e)
+                        matmul_rows(j, w, j->out[i], j->out_stride[i], a - base, e - base);
                 base += w->ne1;
         }
 }
@@ -508,6 +588,19 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
                 j.from_float = ws[i]->k.from_float;
                 j.xq_row = ggml_row_size(vt, ws[i]->ne0);
                 j.xq = s->qbuf.data;
+                for (size_t k = 0; k < j.n_w; k++)
+                        if (j.w[k]->packed && (vt == GGML_TYPE_Q8_0 || vt == GGML_TYPE_Q8_K)) {
+                                /* after the converted rows, which are smaller than the F32
+                                 * rows the buffer is sized for */
+                                size_t off = ALIGN_TO(n_tok * j.xq_row, 64);
+                                j.ysum = (int32_t *)((uint8_t *)s->qbuf.data + off);
+                                j.sums =
+                                        vt == GGML_TYPE_Q8_0 ? ggml_q8_0_sums : ggml_q8_K_pair_sums;
+                                j.yss = vt == GGML_TYPE_Q8_0 ? ws[i]->ne0 / QK8_0
+                                                             : ws[i]->ne0 / QK_K * 4;
+                                assert(off + n_tok * j.yss * sizeof(int32_t) <= s->qbuf.size);
+                                break;
+                        }
                 if (n_tok >= 4)
                         threadpool_run(pool, convert_job, &j);
                 else

@@ -47,6 +47,7 @@ typedef struct Weight {
         size_t ne0, ne1;
         size_t row_size;
         GgmlKernels k;
+        void *packed; /* owned: ggml_pack16() of data when k.gemm16 is set, else NULL */
 } Weight;
 
 typedef struct LayerWeights {

@@ -2,6 +2,7 @@
 /* Block formats and kernels: conversions, quantization error bounds, and the AVX2
  * kernels against the reference ones. */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,149 @@ START_TEST(test_dot4_isas)
 }
 END_TEST
 
+/* The 4x4 tile kernels against the reference dot products, with row and output strides
+ * larger than a row, and (for 32-value blocks) an odd block count. */
+START_TEST(test_gemm4)
+{
+        enum {
+                N = 1024,
+                OS = 7,
+        };
+        static const struct {
+                GgmlType type;
+                GgmlGemm4Fn fn;
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_gemm4_q8_0_q8_0_vnni},
+                {GGML_TYPE_Q4_0, ggml_gemm4_q4_0_q8_0_vnni},
+                {GGML_TYPE_Q4_K, ggml_gemm4_q4_K_q8_K_vnni},
+                {GGML_TYPE_F16, ggml_gemm4_f16_vnni},
+        };
+        static const size_t sizes[] = {256, 224, 1024};
+        float x[N], y[N];
+        static uint8_t qx[4 * N * 2 + 64], qy[4 * N * 2 + 64];
+        unsigned s = 11;
+
+        if (!ggml_cpu_has_avx512_vnni())
+                return;
+        for (size_t t = 0; t < ELEMENTSOF(k); t++)
+                for (size_t z = 0; z < ELEMENTSOF(sizes); z++) {
+                        GgmlKernels ref;
+                        ggml_kernels_get_reference(k[t].type, &ref);
+                        GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                        size_t n = sizes[z];
+                        if (n % ggml_type_traits(k[t].type)->block_size)
+                                continue;
+                        size_t xs = ggml_row_size(k[t].type, n) + 16;
+                        size_t ys = ggml_row_size(vt, n) + 8;
+                        for (int r = 0; r < 4; r++) {
+                                for (size_t i = 0; i < n; i++)
+                                        x[i] = frand(&s) * (r + 1);
+                                ggml_quantize_row(k[t].type, x, qx + r * xs, n);
+                                for (size_t i = 0; i < n; i++)
+                                        y[i] = frand(&s) * (4 - r);
+                                ref.from_float(y, qy + r * ys, n);
+                        }
+                        float out[4 * OS];
+                        for (size_t i = 0; i < ELEMENTSOF(out); i++)
+                                out[i] = -1234.0f;
+                        k[t].fn(n, qx, xs, qy, ys, out, OS);
+                        for (int tok = 0; tok < 4; tok++)
+                                for (int r = 0; r < OS; r++) {
+                                        float got = out[tok * OS + r];
+                                        if (r >= 4) {
+                                                ck_assert_float_eq(got, -1234.0f);
+                                                continue;
+                                        }
+                                        float one = ref.vec_dot(n, qx + r * xs, qy + tok * ys);
+                                        ck_assert_msg(fabsf(got - one) <= 1e-4f * (1 + fabsf(one)),
+                                                      "%s n=%zu row %d token %d: %g vs %g",
+                                                      ggml_type_name(k[t].type), n, r, tok, got,
+                                                      one);
+                                }
+                }
+}
+END_TEST
+
+/* Packed 16-row layout and its kernels against the reference dot products on the
+ * original rows, for every token count 1..16 and an odd block count. */
+START_TEST(test_gemm16)
+{
+        enum {
+                ROWS = 32,
+                OS = 40,
+        };
+        static const struct {
+                GgmlType type;
+                GgmlGemm16Fn fn;
+                size_t n; /* an odd number of blocks */
+        } k[] = {
+                {GGML_TYPE_Q8_0, ggml_gemm16_q8_0_q8_0_vnni, 224},
+                {GGML_TYPE_Q4_0, ggml_gemm16_q4_0_q8_0_vnni, 224},
+                {GGML_TYPE_Q4_K, ggml_gemm16_q4_K_q8_K_vnni, 768},
+        };
+        static float x3[768];
+        static uint8_t qx[ROWS * 768 * 2], qy[16 * 768 * 2];
+        static int32_t sums[16 * 768];
+        unsigned s = 23;
+
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q4_0), 16 * sizeof(BlockQ4_0));
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_Q8_0), 16 * sizeof(BlockQ8_0));
+        ck_assert_uint_eq(ggml_pack16_block_size(GGML_TYPE_F16), 0);
+        if (!ggml_cpu_has_avx512_vnni())
+                return;
+        for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                size_t N = k[t].n,
+                       yss = ggml_type_traits(k[t].type)->block_size == QK_K ? N / QK_K * 4
+                                                                             : N / 32;
+                GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                GgmlKernels ref;
+                ggml_kernels_get_reference(k[t].type, &ref);
+                size_t xs = ggml_row_size(k[t].type, N), ys = ggml_row_size(vt, N);
+                for (int r = 0; r < ROWS; r++) {
+                        for (size_t i = 0; i < N; i++)
+                                x3[i] = frand(&s) * (1 + r % 5);
+                        ggml_quantize_row(k[t].type, x3, qx + r * xs, N);
+                }
+                for (int tok = 0; tok < 16; tok++) {
+                        for (size_t i = 0; i < N; i++)
+                                x3[i] = frand(&s) * (1 + tok % 8);
+                        ref.from_float(x3, qy + tok * ys, N);
+                        if (vt == GGML_TYPE_Q8_K)
+                                ggml_q8_K_pair_sums(qy + tok * ys, N, sums + tok * yss);
+                        else
+                                ggml_q8_0_sums(qy + tok * ys, N, sums + tok * yss);
+                }
+                void *packed = NULL;
+                ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, 17, &packed), -EINVAL);
+                ck_assert_int_eq(ggml_pack16(k[t].type, qx, N, ROWS, &packed), 0);
+                size_t gs = (N / ggml_type_traits(k[t].type)->block_size) *
+                        ggml_pack16_block_size(k[t].type);
+                for (size_t nt = 1; nt <= 16; nt++) {
+                        float out[16 * OS];
+                        for (size_t i = 0; i < ELEMENTSOF(out); i++)
+                                out[i] = -1234.0f;
+                        for (int g = 0; g < ROWS / 16; g++)
+                                k[t].fn(N, (uint8_t *)packed + g * gs, qy, ys, sums, yss, nt,
+                                        out + 16 * g, OS);
+                        for (size_t tok = 0; tok < 16; tok++)
+                                for (int r = 0; r < OS; r++) {
+                                        float got = out[tok * OS + r];
+                                        if (tok >= nt || r >= ROWS) {
+                                                ck_assert_float_eq(got, -1234.0f);
+                                                continue;
+                                        }
+                                        float one = ref.vec_dot(N, qx + r * xs, qy + tok * ys);
+                                        ck_assert_msg(fabsf(got - one) <= 1e-4f * (1 + fabsf(one)),
+                                                      "%s nt=%zu row %d token %zu: %g vs %g",
+                                                      ggml_type_name(k[t].type), nt, r, tok, got,
+                                                      one);
+                                }
+                }
+                free(packed);
+        }
+}
+END_TEST
+
 typedef struct SumJob {
         const uint64_t *v;
         size_t n;
@@ -337,6 +481,8 @@ int main(void)
         tcase_add_test(tc, test_dot_kernels);
         tcase_add_test(tc, test_f16_helpers);
         tcase_add_test(tc, test_dot4_isas);
+        tcase_add_test(tc, test_gemm4);
+        tcase_add_test(tc, test_gemm16);
         tcase_add_test(tc, test_threadpool);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
