@@ -7,13 +7,15 @@ and the engine's aggregate decode rate with several sequences in one batch.
     bench/engine/compare.py --tool build/engine/engine-tool --llama-bench PATH \
         --shape 110m --types F16,Q8_0,Q4_0,Q4_K --threads 2
 
-Models are generated once into the cache ($XDG_CACHE_HOME or ~/.cache)/cluster-ai/
+Figures are medians over --rounds alternating runs of the two programs. Models are
+generated once into the cache ($XDG_CACHE_HOME or ~/.cache)/cluster-ai/
 bench-models. Prints a Markdown table.
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -52,9 +54,7 @@ def llama(bench, path, pp, tg, threads, reps):
     r = {}
     for row in json.loads(out):
         key = "pp" if row.get("n_prompt", 0) > 0 else "tg"
-        # best repetition, as the engine's bench reports: the fairest figure on a
-        # machine shared with other work
-        r[key] = max(row.get("samples_ts") or [row["avg_ts"]])
+        r[key] = statistics.median(row.get("samples_ts") or [row["avg_ts"]])
     return r
 
 
@@ -67,8 +67,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pp", type=int, default=128)
     ap.add_argument("--tg", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    # Each round runs each program once (--reps 1 inside it) and the table gives the
+    # median over the rounds: the machines are shared, the rounds alternate the two
+    # programs so that load from elsewhere hits both alike.
+    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seqs", type=int, default=8, help="sequences for the batched decode column")
     a = ap.parse_args()
 
@@ -77,15 +80,19 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     for t in a.types.split(","):
         p = model_path(a.tool, a.shape, t)
-        e, l = {}, {}
-        # alternate the two programs so that load from elsewhere hits both alike
+        es, ls, ebs = {}, {}, {}
         for _ in range(a.rounds):
             for k, v in engine(a.tool, p, a.pp, a.tg, a.threads, a.reps).items():
-                e[k] = max(e.get(k, 0), v)
+                es.setdefault(k, []).append(v)
             if a.llama_bench:
                 for k, v in llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps).items():
-                    l[k] = max(l.get(k, 0), v)
-        eb = engine(a.tool, p, 0, a.tg // 2, a.threads, a.reps, a.seqs) if a.seqs > 1 else {}
+                    ls.setdefault(k, []).append(v)
+            if a.seqs > 1:
+                for k, v in engine(a.tool, p, 0, a.tg // 2, a.threads, a.reps, a.seqs).items():
+                    ebs.setdefault(k, []).append(v)
+        e = {k: statistics.median(v) for k, v in es.items()}
+        l = {k: statistics.median(v) for k, v in ls.items()}
+        eb = {k: statistics.median(v) for k, v in ebs.items()}
         size = os.path.getsize(p) / 1048576
 
         def ratio(k):
