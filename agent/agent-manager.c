@@ -46,6 +46,7 @@ Manager *manager_free(Manager *m)
         conn_free(m->conn);
         loop_source_free(m->reconnect_timer);
         loop_source_free(m->heartbeat_timer);
+        loop_source_free(m->drain_timer);
         daemon_signals_done(&m->signals);
         loop_source_free(m->probe_events);
         probes_free(m->probes);
@@ -348,6 +349,28 @@ static void schedule_reconnect(Manager *m)
                                      &m->reconnect_timer);
 }
 
+void manager_drained(Manager *m)
+{
+        m->drain_timer = loop_source_free(m->drain_timer);
+        tasks_kill_all(m);
+        if (m->conn && m->link == LINK_READY)
+                conn_close(m->conn, "agent stopping"); /* on_close exits the loop */
+        else
+                loop_exit(m->loop, 0);
+}
+
+static void on_drain_timeout(LoopSource *s, void *userdata)
+{
+        Manager *m = userdata;
+
+        log_notice("Drain timeout: killing the %u tasks still running.",
+                   (unsigned)hashmap_size(m->tasks));
+        manager_drained(m);
+}
+
+/* SIGTERM: tell the scheduler we are draining (it places nothing new here), let the
+ * running tasks finish for up to DRAIN_TIMEOUT_USEC, then leave. A second SIGTERM
+ * kills them and leaves at once. */
 static void on_sigterm(LoopSource *s, const struct signalfd_siginfo *si, void *userdata)
 {
         Manager *m = userdata;
@@ -355,22 +378,27 @@ static void on_sigterm(LoopSource *s, const struct signalfd_siginfo *si, void *u
         Cluster__Envelope env = CLUSTER__ENVELOPE__INIT;
 
         if (m->exiting) {
-                loop_exit(m->loop, 0);
+                manager_drained(m);
                 return;
         }
         m->exiting = true;
         (void)notify("STOPPING=1");
-        log_info("Received %s, stopping.", strsignal((int)si->ssi_signo));
-        tasks_kill_all(m);
         if (m->conn && m->link == LINK_READY) {
                 bye.reason = (char *)"agent stopping";
                 env.msg_case = CLUSTER__ENVELOPE__MSG_GOODBYE;
                 env.goodbye = &bye;
                 (void)conn_send(m->conn, &env);
-                conn_close(m->conn, "agent stopping"); /* on_close exits the loop */
+        }
+        if (hashmap_size(m->tasks) == 0 || !m->conn || m->link != LINK_READY) {
+                log_info("Received %s, stopping.", strsignal((int)si->ssi_signo));
+                manager_drained(m);
                 return;
         }
-        loop_exit(m->loop, 0);
+        log_info("Received %s, draining: waiting for %u running tasks.",
+                 strsignal((int)si->ssi_signo), (unsigned)hashmap_size(m->tasks));
+        if (loop_add_timer(m->loop, loop_now(m->loop) + DRAIN_TIMEOUT_USEC, on_drain_timeout, m,
+                           &m->drain_timer) < 0)
+                manager_drained(m);
 }
 
 static void on_sighup(LoopSource *s, const struct signalfd_siginfo *si, void *userdata)

@@ -19,6 +19,8 @@
 
 #define PROTOCOL_VERSION 1
 #define PROTOCOL_MIN_VERSION 1
+/* SIGTERM lets running tasks finish this long (below the unit's TimeoutStopSec=30s). */
+#define DRAIN_TIMEOUT_USEC (25 * USEC_PER_SEC)
 
 typedef struct Manager Manager;
 typedef struct AgentTask AgentTask;
@@ -62,7 +64,7 @@ struct Manager {
         usec_t backoff;
         usec_t heartbeat_interval;
         uint64_t heartbeat_seq;
-        LoopSource *reconnect_timer, *heartbeat_timer;
+        LoopSource *reconnect_timer, *heartbeat_timer, *drain_timer;
         DaemonSignals signals;
         bool exiting;
 
@@ -85,6 +87,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_startup(Manager *m);
 int manager_run(Manager *m);
 int manager_send(Manager *m, const Cluster__Envelope *msg);
+/* Draining is over (or cut short): kill what is left, leave the scheduler, exit. */
+void manager_drained(Manager *m);
 
 /* agent-tasks.c */
 void task_handle_start(Manager *m, const Cluster__TaskStart *ts);

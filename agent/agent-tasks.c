@@ -247,6 +247,10 @@ static void task_finish(AgentTask *t)
         send_exit(m, t->id, kind, code, sig,
                   kind == CLUSTER__EXIT_KIND__EXIT_TIMEOUT ? "timed out" : NULL, t);
         agent_task_free(t);
+        if (m->exiting && m->drain_timer && hashmap_size(m->tasks) == 0) {
+                log_info("Drained, stopping.");
+                manager_drained(m);
+        }
 }
 
 static void on_linger(LoopSource *s, void *userdata)
@@ -359,6 +363,11 @@ void task_handle_start(Manager *m, const Cluster__TaskStart *ts)
         if (hashmap_get_u64(m->tasks, spec->task_id)) {
                 log_warning("Task %" PRIu64 " is already running here, ignoring the duplicate.",
                             spec->task_id);
+                return;
+        }
+        if (m->exiting) {
+                send_exit(m, spec->task_id, CLUSTER__EXIT_KIND__EXIT_REJECTED, 125, 0,
+                          "the agent is stopping", NULL);
                 return;
         }
         if (hashmap_size(m->tasks) >= m->max_tasks) {

@@ -293,8 +293,11 @@ void agent_handle_message(Peer *p, const Cluster__Envelope *msg)
         case CLUSTER__ENVELOPE__MSG_PONG:
                 break;
         case CLUSTER__ENVELOPE__MSG_GOODBYE:
-                log_info("Agent %s is leaving: %s", a->name, strna(msg->goodbye->reason));
-                agent_disconnected(a, "agent left");
+                /* It finishes what it runs, takes nothing new, then disconnects. */
+                log_info("Agent %s is draining: %s", a->name, strna(msg->goodbye->reason));
+                if (a->state == AGENT_READY)
+                        a->state = AGENT_DRAINING;
+                manager_dispatch_queue(m);
                 break;
         case CLUSTER__ENVELOPE__MSG_ERROR:
                 log_notice("Agent %s reported: %s", a->name, strna(msg->error->message));

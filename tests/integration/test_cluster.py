@@ -361,5 +361,30 @@ def client_vanishes(c):
     assert st["running_tasks"] == 0, st
 
 
+@case
+def agent_drain(c):
+    """SIGTERM to an agent with a task running: it shows as draining, takes nothing
+    new, lets the task finish with all its output, then leaves and exits 0."""
+    c.start_scheduler("--auto-approve")
+    c.start_agent("alpha")
+    c.start_agent("beta")
+    p = c.popen_cli("run", "--agent", "alpha", "--", "sh", "-c", "echo go; sleep 2; echo done",
+                    stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"go\n"
+    a = c.agents["alpha"]
+    a.proc.send_signal(signal.SIGTERM)
+    c.wait_worker("alpha", "draining", timeout=5)
+    # Nothing new lands on a draining agent: these all go to beta.
+    for _ in range(4):
+        r = c.cli("run", "--", "sh", "-c", "pwd")
+        assert b"agent-beta" in r.stdout, r
+    assert c.workers()["alpha"]["state"] == "draining"
+    assert p.wait(20 * SLOW) == 0
+    assert p.stdout.read() == b"done\n"
+    assert a.proc.wait(20 * SLOW) == 0, a.text()
+    c.wait_worker("alpha", "lost", timeout=5)
+    del c.agents["alpha"]
+
+
 if __name__ == "__main__":
     sys.exit(run_case(CASES))
