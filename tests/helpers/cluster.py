@@ -66,7 +66,7 @@ class Daemon:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def stop(self, sig=signal.SIGTERM, timeout=35):
         if self.alive():
             self.proc.send_signal(sig)
         try:
