@@ -185,11 +185,15 @@ float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_bf16_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *x, const void *y);
 void ggml_vec_dot4_f16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_bf16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q5_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx2(void);
 
 /* AVX-512 (F, BW, VL) four-row kernels (kernels-avx512.c). */
