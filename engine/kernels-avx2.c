@@ -166,6 +166,36 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
                 y[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+/* Same rounding as ggml_fp32_to_bf16() (to nearest even; NaN kept quiet), bit-identical. */
+void ggml_fp32_to_bf16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_bf16_t *y = dst;
+        const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+        const __m256i half = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
+                      quiet = _mm256_set1_epi32(64);
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+                __m256i r[2];
+                for (int h = 0; h < 2; h++) {
+                        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src + i + 8 * h));
+                        __m256i hi = _mm256_srli_epi32(u, 16);
+                        __m256i rounded = _mm256_srli_epi32(
+                                _mm256_add_epi32(u,
+                                                 _mm256_add_epi32(half, _mm256_and_si256(hi, one))),
+                                16);
+                        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+                        r[h] = _mm256_blendv_epi8(rounded, _mm256_or_si256(hi, quiet), nan);
+                }
+                /* 0..0xffff in 32-bit lanes: unsigned saturation keeps them; undo the
+                 * per-lane interleave of the pack */
+                __m256i p = _mm256_packus_epi32(r[0], r[1]);
+                p = _mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0));
+                _mm256_storeu_si256((__m256i *)(y + i), p);
+        }
+        for (; i < n; i++)
+                y[i] = ggml_fp32_to_bf16(src[i]);
+}
+
 void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
 {
         size_t i = 0;
@@ -745,6 +775,10 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n)
 {
         ggml_quantize_row_q8_0_ref(src, dst, n);
+}
+void ggml_fp32_to_bf16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_fp32_to_bf16_row(src, dst, n);
 }
 void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
 {

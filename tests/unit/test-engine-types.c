@@ -344,6 +344,43 @@ START_TEST(test_avx2_bf16_q5_K)
 }
 END_TEST
 
+/* The AVX2 BF16 row converter is bit-identical to the reference: ties, NaN, infinities,
+ * subnormals, values that round up to infinity, and a tail. */
+START_TEST(test_bf16_row_avx2)
+{
+        enum {
+                N = 16 * 40 + 5
+        };
+        static const uint32_t special[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u,
+                                           0xff800000u, 0x7f7fffffu, 0x00000001u, 0x80008000u,
+                                           0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x00000000u};
+        float x[N];
+        ggml_bf16_t a[N], b[N];
+        unsigned s = 13;
+
+        if (!ggml_cpu_has_avx2())
+                return;
+        for (int i = 0; i < N; i++) {
+                uint32_t u;
+                if (i % 3 == 0)
+                        u = special[(i / 3) % ELEMENTSOF(special)];
+                else {
+                        float f = frand(&s) * 1000.0f;
+                        memcpy(&u, &f, sizeof(u));
+                        u ^= (uint32_t)(i & 1) << 15; /* hit the rounding boundary */
+                }
+                memcpy(&x[i], &u, sizeof(u));
+        }
+        ggml_fp32_to_bf16_row(x, a, N);
+        ggml_fp32_to_bf16_row_avx2(x, b, N);
+        for (int i = 0; i < N; i++) {
+                uint32_t u;
+                memcpy(&u, &x[i], sizeof(u));
+                ck_assert_msg(a[i] == b[i], "%d: %08x -> %04x vs %04x", i, u, a[i], b[i]);
+        }
+}
+END_TEST
+
 /* The 4x4 tile kernels against the reference dot products, with row and output strides
  * larger than a row, and (for 32-value blocks) an odd block count. */
 START_TEST(test_gemm4)
@@ -554,6 +591,7 @@ int main(void)
         tcase_add_test(tc, test_f16_helpers);
         tcase_add_test(tc, test_dot4_isas);
         tcase_add_test(tc, test_avx2_bf16_q5_K);
+        tcase_add_test(tc, test_bf16_row_avx2);
         tcase_add_test(tc, test_gemm4);
         tcase_add_test(tc, test_gemm16);
         tcase_add_test(tc, test_threadpool);
