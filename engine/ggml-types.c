@@ -817,7 +817,14 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                         k.from_float = ggml_quantize_row_q8_K_avx2;
                         break;
                 case GGML_TYPE_Q5_K:
+                        k.vec_dot = ggml_vec_dot_q5_K_q8_K_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_q5_K_q8_K_avx2;
                         k.from_float = ggml_quantize_row_q8_K_avx2;
+                        break;
+                case GGML_TYPE_BF16:
+                        k.vec_dot = ggml_vec_dot_bf16_avx2;
+                        k.vec_dot4 = ggml_vec_dot4_bf16_avx2;
+                        k.from_float = ggml_fp32_to_bf16_row_avx2;
                         break;
                 default:
                         break;

@@ -179,17 +179,22 @@ float ggml_vec_dot_q6_K_q8_K_ref(size_t n, const void *x, const void *y);
 void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n);
 void ggml_quantize_row_q8_K_avx2(const float *src, void *dst, size_t n);
 void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n);
+void ggml_fp32_to_bf16_row_avx2(const float *src, void *dst, size_t n);
 float ggml_vec_dot_f32_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_f16_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *x, const void *y);
 float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_bf16_avx2(size_t n, const void *x, const void *y);
+float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *x, const void *y);
 void ggml_vec_dot4_f16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q8_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_bf16_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
+void ggml_vec_dot4_q5_K_q8_K_avx2(size_t n, const void *x, const void *y, size_t ys, float *out);
 bool ggml_cpu_has_avx2(void);
 
 /* AVX-512 (F, BW, VL) four-row kernels (kernels-avx512.c). */

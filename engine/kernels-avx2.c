@@ -108,6 +108,41 @@ float ggml_vec_dot_f16_avx2(size_t n, const void *vx, const void *vy)
         return sum;
 }
 
+/* BF16 is the top half of an F32: widen to 32 bits and shift into place. */
+static inline __m256 load_bf16(const ggml_bf16_t *p)
+{
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static inline float bf16(ggml_bf16_t h)
+{
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, sizeof(f));
+        return f;
+}
+
+float ggml_vec_dot_bf16_avx2(size_t n, const void *vx, const void *vy)
+{
+        const ggml_bf16_t *x = vx, *y = vy;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+                a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
+                a1 = _mm256_fmadd_ps(load_bf16(x + i + 8), load_bf16(y + i + 8), a1);
+                a2 = _mm256_fmadd_ps(load_bf16(x + i + 16), load_bf16(y + i + 16), a2);
+                a3 = _mm256_fmadd_ps(load_bf16(x + i + 24), load_bf16(y + i + 24), a3);
+        }
+        for (; i + 8 <= n; i += 8)
+                a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
+        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < n; i++)
+                sum += bf16(x[i]) * bf16(y[i]);
+        return sum;
+}
+
 void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
 {
         __m256 vs = _mm256_set1_ps(s);
@@ -129,6 +164,36 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
         for (; i < n; i++)
                 y[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+/* Same rounding as ggml_fp32_to_bf16() (to nearest even; NaN kept quiet), bit-identical. */
+void ggml_fp32_to_bf16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_bf16_t *y = dst;
+        const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+        const __m256i half = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
+                      quiet = _mm256_set1_epi32(64);
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+                __m256i r[2];
+                for (int h = 0; h < 2; h++) {
+                        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src + i + 8 * h));
+                        __m256i hi = _mm256_srli_epi32(u, 16);
+                        __m256i rounded = _mm256_srli_epi32(
+                                _mm256_add_epi32(u,
+                                                 _mm256_add_epi32(half, _mm256_and_si256(hi, one))),
+                                16);
+                        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+                        r[h] = _mm256_blendv_epi8(rounded, _mm256_or_si256(hi, quiet), nan);
+                }
+                /* 0..0xffff in 32-bit lanes: unsigned saturation keeps them; undo the
+                 * per-lane interleave of the pack */
+                __m256i p = _mm256_packus_epi32(r[0], r[1]);
+                p = _mm256_permute4x64_epi64(p, _MM_SHUFFLE(3, 1, 2, 0));
+                _mm256_storeu_si256((__m256i *)(y + i), p);
+        }
+        for (; i < n; i++)
+                y[i] = ggml_fp32_to_bf16(src[i]);
 }
 
 void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
@@ -325,6 +390,53 @@ float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
         return hsum_ps(acc) - summ;
 }
 
+/* Q5_K: Q4_K's nibbles plus a fifth bit from qh (bit 2j for the low nibbles of the
+ * j-th 32-byte group, bit 2j+1 for the high ones), values 0..31. */
+static inline void unpack_q5_K(const BlockQ5_K *b, int j, __m256i hb, __m256i *lo, __m256i *hi)
+{
+        const __m256i mask = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
+        /* hb is qh shifted right by 2j (16-bit lanes: the mask keeps each byte's own bit) */
+        __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, one), 4);
+        __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4);
+        *lo = _mm256_or_si256(_mm256_and_si256(q, mask), h0);
+        *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), h1);
+}
+
+float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+{
+        const BlockQ5_K *x = vx;
+        const BlockQ8_K *y = vy;
+        __m256 acc = _mm256_setzero_ps();
+        float summ = 0.0f;
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                uint8_t sc[8], m[8];
+                scales_mins_k4(x[i].scales, sc, m);
+                float yd = y[i].d;
+                summ += f16(x[i].dmin) * yd * mins_dot_pairs(widen8(m), y[i].bsums);
+
+                __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
+                __m256i isum = _mm256_setzero_si256();
+                for (int j = 0; j < 4; j++) {
+                        __m256i lo, hi;
+                        unpack_q5_K(&x[i], j, hb, &lo, &hi);
+                        __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
+                        __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
+                        /* 31 * 127 * 2 fits in 16 bits */
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
+                                                       _mm256_set1_epi16(sc[2 * j]));
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
+                                                       _mm256_set1_epi16(sc[2 * j + 1]));
+                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+                        hb = _mm256_srli_epi16(hb, 2);
+                }
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * yd), _mm256_cvtepi32_ps(isum),
+                                      acc);
+        }
+        return hsum_ps(acc) - summ;
+}
+
 float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
 {
         const BlockQ6_K *x = vx;
@@ -408,6 +520,34 @@ void ggml_vec_dot4_f16_avx2(size_t n, const void *vx, const void *vy, size_t ys,
         }
 }
 
+void ggml_vec_dot4_bf16_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const ggml_bf16_t *x = vx;
+        const ggml_bf16_t *y0 = Y(0, ggml_bf16_t), *y1 = Y(1, ggml_bf16_t), *y2 = Y(2, ggml_bf16_t),
+                          *y3 = Y(3, ggml_bf16_t);
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+                __m256 w = load_bf16(x + i);
+                a0 = _mm256_fmadd_ps(w, load_bf16(y0 + i), a0);
+                a1 = _mm256_fmadd_ps(w, load_bf16(y1 + i), a1);
+                a2 = _mm256_fmadd_ps(w, load_bf16(y2 + i), a2);
+                a3 = _mm256_fmadd_ps(w, load_bf16(y3 + i), a3);
+        }
+        out[0] = hsum_ps(a0);
+        out[1] = hsum_ps(a1);
+        out[2] = hsum_ps(a2);
+        out[3] = hsum_ps(a3);
+        for (; i < n; i++) {
+                float w = bf16(x[i]);
+                out[0] += w * bf16(y0[i]);
+                out[1] += w * bf16(y1[i]);
+                out[2] += w * bf16(y2[i]);
+                out[3] += w * bf16(y3[i]);
+        }
+}
+
 /* ax = |x| and the signs of x moved onto each y: maddubs needs an unsigned operand. */
 #define DOT4_Q8_BLOCKS(UNPACK, DX)                                                                 \
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),            \
@@ -478,6 +618,52 @@ void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                                         s1);
                                 isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(p0, p1));
                         }
+                }
+                for (int k = 0; k < 4; k++)
+                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
+                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+        for (int k = 0; k < 4; k++)
+                out[k] = hsum_ps(acc[k]) - summ[k];
+}
+
+void ggml_vec_dot4_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        const BlockQ5_K *x = vx;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+        float summ[4] = {};
+
+        for (size_t i = 0; i < n / QK_K; i++) {
+                uint8_t sc[8], m[8];
+                scales_mins_k4(x[i].scales, sc, m);
+                float d = f16(x[i].d), dmin = f16(x[i].dmin);
+                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+                __m128i m16 = widen8(m);
+                for (int k = 0; k < 4; k++) {
+                        const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
+                        summ[k] += dmin * yb->d * mins_dot_pairs(m16, yb->bsums);
+                }
+                __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
+                for (int j = 0; j < 4; j++) {
+                        __m256i lo, hi;
+                        unpack_q5_K(&x[i], j, hb, &lo, &hi);
+                        __m256i s0 = _mm256_set1_epi16(sc[2 * j]),
+                                s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+                        for (int k = 0; k < 4; k++) {
+                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 64 * j;
+                                __m256i p0 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                lo, _mm256_loadu_si256((const __m256i *)q8)),
+                                        s0);
+                                __m256i p1 = _mm256_madd_epi16(
+                                        _mm256_maddubs_epi16(
+                                                hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                        s1);
+                                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(p0, p1));
+                        }
+                        hb = _mm256_srli_epi16(hb, 2);
                 }
                 for (int k = 0; k < 4; k++)
                         acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
@@ -565,6 +751,8 @@ NOT_X86(ggml_vec_dot_q8_0_q8_0_avx2)
 NOT_X86(ggml_vec_dot_q4_0_q8_0_avx2)
 NOT_X86(ggml_vec_dot_q4_K_q8_K_avx2)
 NOT_X86(ggml_vec_dot_q6_K_q8_K_avx2)
+NOT_X86(ggml_vec_dot_bf16_avx2)
+NOT_X86(ggml_vec_dot_q5_K_q8_K_avx2)
 void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
 {
         ggml_vec_mad_f16_ref(n, y, x, s);
@@ -578,6 +766,8 @@ NOT_X86_4(ggml_vec_dot4_q8_0_q8_0_avx2)
 NOT_X86_4(ggml_vec_dot4_q4_0_q8_0_avx2)
 NOT_X86_4(ggml_vec_dot4_q4_K_q8_K_avx2)
 NOT_X86_4(ggml_vec_dot4_q6_K_q8_K_avx2)
+NOT_X86_4(ggml_vec_dot4_bf16_avx2)
+NOT_X86_4(ggml_vec_dot4_q5_K_q8_K_avx2)
 void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 {
         ggml_fp32_to_fp16_row(src, dst, n);
@@ -585,6 +775,10 @@ void ggml_fp32_to_fp16_row_avx2(const float *src, void *dst, size_t n)
 void ggml_quantize_row_q8_0_avx2(const float *src, void *dst, size_t n)
 {
         ggml_quantize_row_q8_0_ref(src, dst, n);
+}
+void ggml_fp32_to_bf16_row_avx2(const float *src, void *dst, size_t n)
+{
+        ggml_fp32_to_bf16_row(src, dst, n);
 }
 void ggml_fp16_to_fp32_row_avx2(const ggml_fp16_t *src, float *dst, size_t n)
 {

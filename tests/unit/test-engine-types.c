@@ -272,6 +272,115 @@ START_TEST(test_dot4_isas)
 }
 END_TEST
 
+/* The BF16 and Q5_K AVX2 kernels directly against the reference, row by row: odd block
+ * counts (and for BF16 lengths that leave a scalar tail), several weight rows, one and
+ * four activation rows, activations that hit the extremes of Q8_K. */
+START_TEST(test_avx2_bf16_q5_K)
+{
+        enum {
+                ROWS = 5,
+                NMAX = 7 * QK_K
+        };
+        static const struct {
+                GgmlType type;
+                GgmlVecDotFn dot;
+                GgmlVecDot4Fn dot4;
+                size_t n[4];
+        } k[] = {
+                {GGML_TYPE_BF16,
+                 ggml_vec_dot_bf16_avx2,
+                 ggml_vec_dot4_bf16_avx2,
+                 {7, 37, 1007, 1792}},
+                {GGML_TYPE_Q5_K,
+                 ggml_vec_dot_q5_K_q8_K_avx2,
+                 ggml_vec_dot4_q5_K_q8_K_avx2,
+                 {QK_K, 3 * QK_K, 5 * QK_K, 7 * QK_K}},
+        };
+        static float x[NMAX], y[NMAX];
+        static uint8_t qx[ROWS][NMAX * 2], qy[4 * NMAX * 2];
+        unsigned s = 11;
+
+        if (!ggml_cpu_has_avx2())
+                return;
+        for (size_t t = 0; t < ELEMENTSOF(k); t++) {
+                GgmlKernels ref;
+                ck_assert_int_eq(ggml_kernels_get_reference(k[t].type, &ref), 0);
+                GgmlType vt = ggml_type_traits(k[t].type)->vec_dot_type;
+                for (size_t c = 0; c < ELEMENTSOF(k[t].n); c++) {
+                        size_t n = k[t].n[c], rs = ggml_row_size(vt, n);
+                        ck_assert_uint_gt(rs, 0);
+                        for (int r = 0; r < ROWS; r++) {
+                                /* row 0: all quants high (the fifth bit set), others random */
+                                for (size_t i = 0; i < n; i++)
+                                        x[i] = r == 0 ? 1.0f + 0.01f * (i % 7)
+                                                      : frand(&s) * (1 + r);
+                                ck_assert_int_eq(ggml_quantize_row(k[t].type, x, qx[r], n), 0);
+                        }
+                        for (int a = 0; a < 4; a++) {
+                                for (size_t i = 0; i < n; i++)
+                                        y[i] = a == 3 ? (i % 2 ? -3.0f : 3.0f)
+                                                      : frand(&s) * (a + 1);
+                                ref.from_float(y, qy + a * rs, n);
+                        }
+                        for (int r = 0; r < ROWS; r++) {
+                                float four[4];
+                                k[t].dot4(n, qx[r], qy, rs, four);
+                                for (int a = 0; a < 4; a++) {
+                                        float want = ref.vec_dot(n, qx[r], qy + a * rs);
+                                        float got = k[t].dot(n, qx[r], qy + a * rs);
+                                        float tol = 1e-5f * (1 + fabsf(want));
+                                        ck_assert_msg(fabsf(got - want) <= tol,
+                                                      "%s n=%zu row %d act %d: %g vs %g",
+                                                      ggml_type_name(k[t].type), n, r, a, got,
+                                                      want);
+                                        ck_assert_msg(fabsf(four[a] - want) <= tol,
+                                                      "%s dot4 n=%zu row %d act %d: %g vs %g",
+                                                      ggml_type_name(k[t].type), n, r, a, four[a],
+                                                      want);
+                                }
+                        }
+                }
+        }
+}
+END_TEST
+
+/* The AVX2 BF16 row converter is bit-identical to the reference: ties, NaN, infinities,
+ * subnormals, values that round up to infinity, and a tail. */
+START_TEST(test_bf16_row_avx2)
+{
+        enum {
+                N = 16 * 40 + 5
+        };
+        static const uint32_t special[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u,
+                                           0xff800000u, 0x7f7fffffu, 0x00000001u, 0x80008000u,
+                                           0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x00000000u};
+        float x[N];
+        ggml_bf16_t a[N], b[N];
+        unsigned s = 13;
+
+        if (!ggml_cpu_has_avx2())
+                return;
+        for (int i = 0; i < N; i++) {
+                uint32_t u;
+                if (i % 3 == 0)
+                        u = special[(i / 3) % ELEMENTSOF(special)];
+                else {
+                        float f = frand(&s) * 1000.0f;
+                        memcpy(&u, &f, sizeof(u));
+                        u ^= (uint32_t)(i & 1) << 15; /* hit the rounding boundary */
+                }
+                memcpy(&x[i], &u, sizeof(u));
+        }
+        ggml_fp32_to_bf16_row(x, a, N);
+        ggml_fp32_to_bf16_row_avx2(x, b, N);
+        for (int i = 0; i < N; i++) {
+                uint32_t u;
+                memcpy(&u, &x[i], sizeof(u));
+                ck_assert_msg(a[i] == b[i], "%d: %08x -> %04x vs %04x", i, u, a[i], b[i]);
+        }
+}
+END_TEST
+
 /* The 4x4 tile kernels against the reference dot products, with row and output strides
  * larger than a row, and (for 32-value blocks) an odd block count. */
 START_TEST(test_gemm4)
@@ -481,6 +590,8 @@ int main(void)
         tcase_add_test(tc, test_dot_kernels);
         tcase_add_test(tc, test_f16_helpers);
         tcase_add_test(tc, test_dot4_isas);
+        tcase_add_test(tc, test_avx2_bf16_q5_K);
+        tcase_add_test(tc, test_bf16_row_avx2);
         tcase_add_test(tc, test_gemm4);
         tcase_add_test(tc, test_gemm16);
         tcase_add_test(tc, test_threadpool);
