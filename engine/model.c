@@ -643,10 +643,49 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
         size_t hd = hp->head_dim, q_dim = (size_t)hp->n_head * hd;
         size_t group = hp->n_head / hp->n_head_kv;
         float scale = 1.0f / sqrtf((float)hd);
-        float *scores = s->att_scratch + (size_t)ith * (s->n_ctx + hd);
+        float *scores = s->att_scratch + (size_t)ith * (16 * s->n_ctx + hd);
         float *acc = scores + s->n_ctx;
         ggml_fp16_t *q16 = s->q16 + (size_t)ith * hd;
         bool f16 = kv->type == GGML_TYPE_F16;
+
+        /* F16 cache: the heads sharing a KV head, for up to 16 / group consecutive tokens
+         * of one sequence, go through the cache together, each K/V block converted once
+         * for all of them. Chunks x KV heads are dealt round-robin. */
+        if (f16 && group <= 16 && vm_attn_f16_rows_supported(hd)) {
+                size_t tb = 16 / group, item = 0;
+                for (size_t t0 = 0; t0 < j->b->n;) {
+                        size_t seq = (size_t)j->b->seq[t0], t1 = t0 + 1;
+                        while (t1 < j->b->n && t1 - t0 < tb && (size_t)j->b->seq[t1] == seq)
+                                t1++;
+                        for (size_t kvh = 0; kvh < hp->n_head_kv; kvh++, item++) {
+                                if (item % nth != ith)
+                                        continue;
+                                const float *qr[16];
+                                float *orow[16];
+                                size_t nkv[16], nq = 0;
+                                for (size_t t = t0; t < t1; t++)
+                                        for (size_t g = 0; g < group; g++, nq++) {
+                                                size_t h = kvh * group + g;
+                                                qr[nq] = s->q + t * q_dim + h * hd;
+                                                orow[nq] = s->att + t * q_dim + h * hd;
+                                                nkv[nq] = (size_t)j->b->pos[t] + 1;
+                                        }
+                                bool ok = vm_attn_f16_rows(
+                                        qr, orow, nkv, nq,
+                                        (const ggml_fp16_t *)kv_cache_k(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        (const ggml_fp16_t *)kv_cache_v(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        kv->kv_dim, hd, scale,
+                                        s->att_scratch + (size_t)ith * (16 * s->n_ctx + hd),
+                                        s->n_ctx);
+                                assert(ok);
+                                (void)ok;
+                        }
+                        t0 = t1;
+                }
+                return;
+        }
         /* Items are dealt round-robin: later tokens attend to more positions, so
          * contiguous ranges would load the last thread most. */
         for (size_t item = ith; item < j->b->n * hp->n_head; item += nth) {
@@ -868,7 +907,8 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
 
         unsigned nth = threadpool_size(pool);
         if (s->att_scratch_threads < nth) {
-                float *a = realloc(s->att_scratch, sizeof(float) * nth * (s->n_ctx + hp->head_dim));
+                float *a = realloc(s->att_scratch,
+                                   sizeof(float) * nth * (16 * s->n_ctx + hp->head_dim));
                 if (!a)
                         return -ENOMEM;
                 s->att_scratch = a;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/macro.h"
 #include "engine/vecmath.h"
 
 static bool env_is_1(const char *name)
@@ -84,6 +85,36 @@ static void silu_mul_avx512(float *g, const float *u, size_t n)
         }
 }
 
+/* scores = softmax(scores) given their maximum, the sum in double, each weight rounded
+ * to F16 (the weights meet F16 values as F16, like ggml's product). */
+static void softmax_f16w(float *scores, size_t n_kv, float max)
+{
+        /* softmax: exponentials, the sum in double */
+        __m512 vm = _mm512_set1_ps(max);
+        __m512d sum = _mm512_setzero_pd();
+        for (size_t p = 0; p < n_kv; p += 16) {
+                __mmask16 mk =
+                        n_kv - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n_kv - p)) - 1);
+                __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, scores + p), vm));
+                e = _mm512_maskz_mov_ps(mk, e);
+                _mm512_mask_storeu_ps(scores + p, mk, e);
+                sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+                sum = _mm512_add_pd(sum,
+                                    _mm512_cvtps_pd(_mm256_castpd_ps(
+                                            _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+        }
+        __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(sum)));
+        /* the weights meet F16 values as F16, like ggml's product */
+        for (size_t p = 0; p < n_kv; p += 16) {
+                __mmask16 mk =
+                        n_kv - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n_kv - p)) - 1);
+                __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, scores + p), inv);
+                w = _mm512_cvtph_ps(
+                        _mm512_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                _mm512_mask_storeu_ps(scores + p, mk, w);
+        }
+}
+
 /* Sixteen vectors of partial sums in, their sixteen totals out (element m = sum of a[m]). */
 static inline __m512 reduce16(const __m512 *a)
 {
@@ -148,30 +179,7 @@ static void attn_f16_avx512(const ggml_fp16_t *q16, const ggml_fp16_t *k, const 
                 max = fmaxf(max, scores[p]);
         }
 
-        /* softmax: exponentials, the sum in double */
-        __m512 vm = _mm512_set1_ps(max);
-        __m512d sum = _mm512_setzero_pd();
-        for (p = 0; p < n_kv; p += 16) {
-                __mmask16 mk =
-                        n_kv - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n_kv - p)) - 1);
-                __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, scores + p), vm));
-                e = _mm512_maskz_mov_ps(mk, e);
-                _mm512_mask_storeu_ps(scores + p, mk, e);
-                sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-                sum = _mm512_add_pd(sum,
-                                    _mm512_cvtps_pd(_mm256_castpd_ps(
-                                            _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-        }
-        __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(sum)));
-        /* the weights meet F16 values as F16, like ggml's product */
-        for (p = 0; p < n_kv; p += 16) {
-                __mmask16 mk =
-                        n_kv - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n_kv - p)) - 1);
-                __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, scores + p), inv);
-                w = _mm512_cvtph_ps(
-                        _mm512_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-                _mm512_mask_storeu_ps(scores + p, mk, w);
-        }
+        softmax_f16w(scores, n_kv, max);
 
         for (size_t c = 0; c < nc; c++)
                 acc[c] = _mm512_setzero_ps();
@@ -186,6 +194,99 @@ static void attn_f16_avx512(const ggml_fp16_t *q16, const ggml_fp16_t *k, const 
         }
         for (size_t c = 0; c < nc; c++)
                 _mm512_storeu_ps(out + 16 * c, acc[c]);
+}
+
+/* Up to sixteen queries of one KV head against the same cache: K and V are converted
+ * once per block of sixteen positions for all of them. Each query's arithmetic is the
+ * same, operation for operation, as attn_f16_avx512's, so results do not depend on how
+ * queries are grouped. */
+static void attn_f16_rows_avx512(const float *const *q, float *const *out, const size_t *nkv,
+                                 size_t nq, const ggml_fp16_t *k, const ggml_fp16_t *v,
+                                 size_t stride, size_t hd, float scale, float *scores,
+                                 size_t sc_stride)
+{
+        size_t nc = hd / 16, max_kv = 0;
+        float qf[16 * 128], buf[16 * 128], maxs[16];
+        for (size_t r = 0; r < nq; r++) {
+                for (size_t c = 0; c < nc; c++)
+                        _mm512_storeu_ps(qf + r * hd + 16 * c,
+                                         _mm512_cvtph_ps(_mm512_cvtps_ph(
+                                                 _mm512_loadu_ps(q[r] + 16 * c),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                max_kv = MAX(max_kv, nkv[r]);
+                maxs[r] = -INFINITY;
+        }
+        __m512 vscale = _mm512_set1_ps(scale);
+        for (size_t p0 = 0; p0 + 16 <= max_kv; p0 += 16) {
+                for (size_t i = 0; i < 16; i++)
+                        for (size_t c = 0; c < nc; c++)
+                                _mm512_storeu_ps(
+                                        buf + i * hd + 16 * c,
+                                        _mm512_cvtph_ps(_mm256_loadu_si256((
+                                                const __m256i *)(k + (p0 + i) * stride + 16 * c))));
+                for (size_t r = 0; r < nq; r++) {
+                        if (p0 + 16 > nkv[r])
+                                continue;
+                        __m512 qv[8], a[16];
+                        for (size_t c = 0; c < nc; c++)
+                                qv[c] = _mm512_loadu_ps(qf + r * hd + 16 * c);
+                        for (int i = 0; i < 16; i++) {
+                                const float *kr = buf + i * hd;
+                                __m512 sacc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+                                for (size_t c = 1; c < nc; c++)
+                                        sacc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c),
+                                                               sacc);
+                                a[i] = sacc;
+                        }
+                        __m512 sc = _mm512_mul_ps(reduce16(a), vscale);
+                        maxs[r] = fmaxf(maxs[r], _mm512_reduce_max_ps(sc));
+                        _mm512_storeu_ps(scores + r * sc_stride + p0, sc);
+                }
+        }
+        for (size_t r = 0; r < nq; r++) {
+                const float *qr = qf + r * hd;
+                float *sr = scores + r * sc_stride;
+                size_t n = nkv[r];
+                for (size_t p = n & ~(size_t)15; p < n; p++) {
+                        const ggml_fp16_t *kr = k + p * stride;
+                        __m512 sacc = _mm512_mul_ps(
+                                _mm512_loadu_ps(qr),
+                                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)kr)));
+                        for (size_t c = 1; c < nc; c++)
+                                sacc = _mm512_fmadd_ps(_mm512_loadu_ps(qr + 16 * c),
+                                                       _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                               (const __m256i *)(kr + 16 * c))),
+                                                       sacc);
+                        sr[p] = _mm512_reduce_add_ps(sacc) * scale;
+                        maxs[r] = fmaxf(maxs[r], sr[p]);
+                }
+                softmax_f16w(sr, n, maxs[r]);
+                for (size_t c = 0; c < nc; c++)
+                        _mm512_storeu_ps(out[r] + 16 * c, _mm512_setzero_ps());
+        }
+        for (size_t p0 = 0; p0 < max_kv; p0 += 16) {
+                size_t cnt = MIN((size_t)16, max_kv - p0);
+                for (size_t i = 0; i < cnt; i++)
+                        for (size_t c = 0; c < nc; c++)
+                                _mm512_storeu_ps(
+                                        buf + i * hd + 16 * c,
+                                        _mm512_cvtph_ps(_mm256_loadu_si256((
+                                                const __m256i *)(v + (p0 + i) * stride + 16 * c))));
+                for (size_t r = 0; r < nq; r++) {
+                        if (nkv[r] <= p0)
+                                continue;
+                        size_t e = MIN(cnt, nkv[r] - p0);
+                        const float *w = scores + r * sc_stride + p0;
+                        for (size_t c = 0; c < nc; c++) {
+                                __m512 acc = _mm512_loadu_ps(out[r] + 16 * c);
+                                for (size_t i = 0; i < e; i++)
+                                        acc = _mm512_fmadd_ps(
+                                                _mm512_set1_ps(w[i]),
+                                                _mm512_loadu_ps(buf + i * hd + 16 * c), acc);
+                                _mm512_storeu_ps(out[r] + 16 * c, acc);
+                        }
+                }
+        }
 }
 
 #if defined(__clang__)
@@ -219,4 +320,29 @@ bool vm_attn_f16(const ggml_fp16_t *q16, const ggml_fp16_t *k, const ggml_fp16_t
         (void)q16, (void)k, (void)v, (void)stride, (void)n_kv, (void)hd, (void)scale;
         (void)scores, (void)out;
         return false;
+}
+
+bool vm_attn_f16_rows(const float *const *q, float *const *out, const size_t *n_kv, size_t nq,
+                      const ggml_fp16_t *k, const ggml_fp16_t *v, size_t stride, size_t hd,
+                      float scale, float *scores, size_t sc_stride)
+{
+#if defined(__x86_64__)
+        if (nq > 0 && nq <= 16 && hd % 16 == 0 && hd > 0 && hd <= 128 && use_avx512()) {
+                attn_f16_rows_avx512(q, out, n_kv, nq, k, v, stride, hd, scale, scores, sc_stride);
+                return true;
+        }
+#endif
+        (void)q, (void)out, (void)n_kv, (void)k, (void)v, (void)stride, (void)hd, (void)scale;
+        (void)scores, (void)sc_stride;
+        return false;
+}
+
+bool vm_attn_f16_rows_supported(size_t hd)
+{
+#if defined(__x86_64__)
+        return hd % 16 == 0 && hd > 0 && hd <= 128 && use_avx512();
+#else
+        (void)hd;
+        return false;
+#endif
 }
