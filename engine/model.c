@@ -17,6 +17,7 @@
 
 #include "basic/alloc-util.h"
 #include "engine/model.h"
+#include "engine/vecmath.h"
 
 _printf_(3, 4) static int fail(char **error, int r, const char *fmt, ...)
 {
@@ -622,10 +623,7 @@ static void swiglu_job(void *userdata, unsigned ith, unsigned nth)
         SwigluJob *j = userdata;
         size_t lo, hi;
         threadpool_split(j->n, ith, nth, &lo, &hi);
-        for (size_t i = lo; i < hi; i++) {
-                float g = j->g[i];
-                j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
-        }
+        vm_silu_mul(j->g + lo, j->u + lo, hi - lo);
 }
 
 typedef struct AttnJob {
@@ -645,10 +643,49 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
         size_t hd = hp->head_dim, q_dim = (size_t)hp->n_head * hd;
         size_t group = hp->n_head / hp->n_head_kv;
         float scale = 1.0f / sqrtf((float)hd);
-        float *scores = s->att_scratch + (size_t)ith * (s->n_ctx + hd);
+        float *scores = s->att_scratch + (size_t)ith * (16 * s->n_ctx + hd);
         float *acc = scores + s->n_ctx;
         ggml_fp16_t *q16 = s->q16 + (size_t)ith * hd;
         bool f16 = kv->type == GGML_TYPE_F16;
+
+        /* F16 cache: the heads sharing a KV head, for up to 16 / group consecutive tokens
+         * of one sequence, go through the cache together, each K/V block converted once
+         * for all of them. Chunks x KV heads are dealt round-robin. */
+        if (f16 && group <= 16 && vm_attn_f16_rows_supported(hd)) {
+                size_t tb = 16 / group, item = 0;
+                for (size_t t0 = 0; t0 < j->b->n;) {
+                        size_t seq = (size_t)j->b->seq[t0], t1 = t0 + 1;
+                        while (t1 < j->b->n && t1 - t0 < tb && (size_t)j->b->seq[t1] == seq)
+                                t1++;
+                        for (size_t kvh = 0; kvh < hp->n_head_kv; kvh++, item++) {
+                                if (item % nth != ith)
+                                        continue;
+                                const float *qr[16];
+                                float *orow[16];
+                                size_t nkv[16], nq = 0;
+                                for (size_t t = t0; t < t1; t++)
+                                        for (size_t g = 0; g < group; g++, nq++) {
+                                                size_t h = kvh * group + g;
+                                                qr[nq] = s->q + t * q_dim + h * hd;
+                                                orow[nq] = s->att + t * q_dim + h * hd;
+                                                nkv[nq] = (size_t)j->b->pos[t] + 1;
+                                        }
+                                bool ok = vm_attn_f16_rows(
+                                        qr, orow, nkv, nq,
+                                        (const ggml_fp16_t *)kv_cache_k(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        (const ggml_fp16_t *)kv_cache_v(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        kv->kv_dim, hd, scale,
+                                        s->att_scratch + (size_t)ith * (16 * s->n_ctx + hd),
+                                        s->n_ctx);
+                                assert(ok);
+                                (void)ok;
+                        }
+                        t0 = t1;
+                }
+                return;
+        }
         /* Items are dealt round-robin: later tokens attend to more positions, so
          * contiguous ranges would load the last thread most. */
         for (size_t item = ith; item < j->b->n * hp->n_head; item += nth) {
@@ -660,6 +697,14 @@ static void attn_job(void *userdata, unsigned ith, unsigned nth)
 
                 if (f16) {
                         ggml_fp32_to_fp16_row_fast(q, q16, hd);
+                        if (vm_attn_f16(q16,
+                                        (const ggml_fp16_t *)kv_cache_k(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        (const ggml_fp16_t *)kv_cache_v(kv, seq, j->layer, 0) +
+                                                kvh * hd,
+                                        kv->kv_dim, n_kv, hd, scale, scores,
+                                        s->att + t * q_dim + h * hd))
+                                continue;
                         for (size_t p = 0; p < n_kv; p++) {
                                 const ggml_fp16_t *kr =
                                         (const ggml_fp16_t *)kv_cache_k(kv, seq, j->layer, p) +
@@ -744,12 +789,91 @@ static void rope_apply(const ModelHParams *hp, const float *cs, float *x, size_t
                 }
 }
 
+typedef struct NormJob {
+        float *x; /* residual stream, n x dim */
+        const float *add; /* added to x first, or NULL */
+        float *out; /* rms_norm(x) * w */
+        const float *w;
+        size_t n, dim;
+        float eps;
+} NormJob;
+
+/* x += add; out = rms_norm(x) * w, token by token across threads. */
+static void norm_job(void *userdata, unsigned ith, unsigned nth)
+{
+        NormJob *j = userdata;
+        size_t lo, hi;
+        threadpool_split(j->n, ith, nth, &lo, &hi);
+        for (size_t t = lo; t < hi; t++) {
+                float *x = j->x + t * j->dim;
+                if (j->add) {
+                        const float *a = j->add + t * j->dim;
+                        for (size_t i = 0; i < j->dim; i++)
+                                x[i] += a[i];
+                }
+                rms_norm(j->out + t * j->dim, x, j->w, j->dim, j->eps);
+        }
+}
+
+static void run_norm(ThreadPool *pool, NormJob *j)
+{
+        if (j->n >= 4)
+                threadpool_run(pool, norm_job, j);
+        else
+                norm_job(j, 0, 1);
+}
+
+typedef struct QkvJob {
+        const Model *m;
+        const LayerWeights *l;
+        ForwardState *s;
+        KvCache *kv;
+        const ModelBatch *b;
+        uint32_t il;
+} QkvJob;
+
+/* Biases, RoPE and the store of K and V into the cache, token by token across threads. */
+static void qkv_job(void *userdata, unsigned ith, unsigned nth)
+{
+        QkvJob *j = userdata;
+        const ModelHParams *hp = &j->m->hp;
+        const LayerWeights *l = j->l;
+        ForwardState *s = j->s;
+        KvCache *kv = j->kv;
+        size_t q_dim = (size_t)hp->n_head * hp->head_dim;
+        size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+        size_t lo, hi;
+        threadpool_split(j->b->n, ith, nth, &lo, &hi);
+        for (size_t t = lo; t < hi; t++) {
+                float *q = s->q + t * q_dim, *k = s->k + t * kv_dim, *v = s->v + t * kv_dim;
+                if (l->bq)
+                        for (size_t i = 0; i < q_dim; i++)
+                                q[i] += l->bq[i];
+                if (l->bk)
+                        for (size_t i = 0; i < kv_dim; i++)
+                                k[i] += l->bk[i];
+                if (l->bv)
+                        for (size_t i = 0; i < kv_dim; i++)
+                                v[i] += l->bv[i];
+                rope_apply(hp, s->rope_cs + t * hp->n_rot, q, hp->n_head);
+                rope_apply(hp, s->rope_cs + t * hp->n_rot, k, hp->n_head_kv);
+                void *kd = kv_cache_k(kv, j->b->seq[t], j->il, j->b->pos[t]);
+                void *vd = kv_cache_v(kv, j->b->seq[t], j->il, j->b->pos[t]);
+                if (kv->type == GGML_TYPE_F16) {
+                        ggml_fp32_to_fp16_row_fast(k, kd, kv_dim);
+                        ggml_fp32_to_fp16_row_fast(v, vd, kv_dim);
+                } else {
+                        memcpy(kd, k, kv_dim * sizeof(float));
+                        memcpy(vd, v, kv_dim * sizeof(float));
+                }
+        }
+}
+
 int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv,
                   const ModelBatch *b, float *logits, float *embd)
 {
         const ModelHParams *hp = &m->hp;
         size_t n = b->n, dim = hp->n_embd;
-        size_t q_dim = (size_t)hp->n_head * hp->head_dim;
         size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
         size_t n_seq_new[64];
         int r;
@@ -783,7 +907,8 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
 
         unsigned nth = threadpool_size(pool);
         if (s->att_scratch_threads < nth) {
-                float *a = realloc(s->att_scratch, sizeof(float) * nth * (s->n_ctx + hp->head_dim));
+                float *a = realloc(s->att_scratch,
+                                   sizeof(float) * nth * (16 * s->n_ctx + hp->head_dim));
                 if (!a)
                         return -ENOMEM;
                 s->att_scratch = a;
@@ -806,35 +931,28 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
         for (uint32_t il = 0; il < hp->n_layer; il++) {
                 const LayerWeights *l = &m->layers[il];
 
-                for (size_t t = 0; t < n; t++)
-                        rms_norm(s->xb + t * dim, s->x + t * dim, l->attn_norm, dim, hp->rms_eps);
+                {
+                        /* the previous layer's feed-forward output joins the stream here */
+                        NormJob nj = {.x = s->x,
+                                      .add = il > 0 ? s->xb2 : NULL,
+                                      .out = s->xb,
+                                      .w = l->attn_norm,
+                                      .n = n,
+                                      .dim = dim,
+                                      .eps = hp->rms_eps};
+                        run_norm(pool, &nj);
+                }
                 {
                         const Weight *ws[3] = {&l->wq, &l->wk, &l->wv};
                         float *outs[3] = {s->q, s->k, s->v};
                         matmul(s, pool, s->xb, n, ws, outs, 3);
                 }
-                for (size_t t = 0; t < n; t++) {
-                        float *q = s->q + t * q_dim, *k = s->k + t * kv_dim, *v = s->v + t * kv_dim;
-                        if (l->bq)
-                                for (size_t i = 0; i < q_dim; i++)
-                                        q[i] += l->bq[i];
-                        if (l->bk)
-                                for (size_t i = 0; i < kv_dim; i++)
-                                        k[i] += l->bk[i];
-                        if (l->bv)
-                                for (size_t i = 0; i < kv_dim; i++)
-                                        v[i] += l->bv[i];
-                        rope_apply(hp, s->rope_cs + t * hp->n_rot, q, hp->n_head);
-                        rope_apply(hp, s->rope_cs + t * hp->n_rot, k, hp->n_head_kv);
-                        void *kd = kv_cache_k(kv, b->seq[t], il, b->pos[t]);
-                        void *vd = kv_cache_v(kv, b->seq[t], il, b->pos[t]);
-                        if (kv->type == GGML_TYPE_F16) {
-                                ggml_fp32_to_fp16_row_fast(k, kd, kv_dim);
-                                ggml_fp32_to_fp16_row_fast(v, vd, kv_dim);
-                        } else {
-                                memcpy(kd, k, kv_dim * sizeof(float));
-                                memcpy(vd, v, kv_dim * sizeof(float));
-                        }
+                {
+                        QkvJob qj = {.m = m, .l = l, .s = s, .kv = kv, .b = b, .il = il};
+                        if (n >= 4)
+                                threadpool_run(pool, qkv_job, &qj);
+                        else
+                                qkv_job(&qj, 0, 1);
                 }
                 AttnJob aj = {.m = m, .s = s, .kv = kv, .b = b, .layer = il};
                 threadpool_run(pool, attn_job, &aj);
@@ -843,11 +961,16 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                         float *outs[1] = {s->xb2};
                         matmul(s, pool, s->att, n, ws, outs, 1);
                 }
-                for (size_t i = 0; i < n * dim; i++)
-                        s->x[i] += s->xb2[i];
-
-                for (size_t t = 0; t < n; t++)
-                        rms_norm(s->xb + t * dim, s->x + t * dim, l->ffn_norm, dim, hp->rms_eps);
+                {
+                        NormJob nj = {.x = s->x,
+                                      .add = s->xb2,
+                                      .out = s->xb,
+                                      .w = l->ffn_norm,
+                                      .n = n,
+                                      .dim = dim,
+                                      .eps = hp->rms_eps};
+                        run_norm(pool, &nj);
+                }
                 {
                         const Weight *ws[2] = {&l->w_gate, &l->w_up};
                         float *outs[2] = {s->hb, s->hb2};
@@ -865,9 +988,10 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                         float *outs[1] = {s->xb2};
                         matmul(s, pool, s->hb, n, ws, outs, 1);
                 }
-                for (size_t i = 0; i < n * dim; i++)
-                        s->x[i] += s->xb2[i];
         }
+        /* the last layer's feed-forward output */
+        for (size_t i = 0; i < n * dim; i++)
+                s->x[i] += s->xb2[i];
 
         /* The cache now holds the batch. */
         for (size_t t = 0; t < n; t++) {
