@@ -187,11 +187,13 @@ START_TEST(test_runq_latency_under_hog)
         qsort(idle, ELEMENTSOF(idle), sizeof(double), cmp_double);
         qsort(hog, ELEMENTSOF(hog), sizeof(double), cmp_double);
 
-        /* A clear margin: the hogs hold the CPU for whole slices (ms), where the sleeper
+        /* A clear margin: the hogs hold the CPU for whole slices, where the sleeper
          * alone waits µs; the idle rounds still catch the host's other work now and then
-         * (seen up to ~5 ms on a busy 2-CPU machine), hence medians and a 2x margin. */
-        ck_assert_msg(hog[2] > 2 * idle[2] && hog[2] >= 1000,
-                      "median p99 idle %.1f us, hog %.1f us", idle[2], hog[2]);
+         * (seen up to ~5 ms on a busy 2-CPU machine), hence medians and a 2x margin.
+         * The absolute floor is half of EEVDF's 0.75 ms base slice (kernels >= 6.6 wait
+         * ~0.77 ms behind a hog, older CFS ~3 ms): 1 ms failed there. */
+        ck_assert_msg(hog[2] > 2 * idle[2] && hog[2] >= 375, "median p99 idle %.1f us, hog %.1f us",
+                      idle[2], hog[2]);
 }
 END_TEST
 
