@@ -63,50 +63,47 @@ static inline float f16(ggml_fp16_t h)
         return _cvtsh_ss(h);
 }
 
-float ggml_vec_dot_f32_avx2(size_t n, const void *vx, const void *vy)
-{
-        const float *x = vx, *y = vy;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-               a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32) {
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+/* The float-like types (F32, F16, BF16) share one dot product: LOAD widens 8 elements
+ * to F32, four accumulators hide the FMA latency, CONV converts the scalar tail. */
+#define DEFINE_VEC_DOT_FLOAT(name, T, LOAD, CONV)                                                  \
+        float name(size_t n, const void *vx, const void *vy)                                       \
+        {                                                                                          \
+                const T *x = vx, *y = vy;                                                          \
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(),                         \
+                       a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();                         \
+                size_t i = 0;                                                                      \
+                for (; i + 32 <= n; i += 32) {                                                     \
+                        a0 = _mm256_fmadd_ps(LOAD(x + i), LOAD(y + i), a0);                        \
+                        a1 = _mm256_fmadd_ps(LOAD(x + i + 8), LOAD(y + i + 8), a1);                \
+                        a2 = _mm256_fmadd_ps(LOAD(x + i + 16), LOAD(y + i + 16), a2);              \
+                        a3 = _mm256_fmadd_ps(LOAD(x + i + 24), LOAD(y + i + 24), a3);              \
+                }                                                                                  \
+                for (; i + 8 <= n; i += 8)                                                         \
+                        a0 = _mm256_fmadd_ps(LOAD(x + i), LOAD(y + i), a0);                        \
+                float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));  \
+                for (; i < n; i++)                                                                 \
+                        sum += CONV(x[i]) * CONV(y[i]);                                            \
+                return sum;                                                                        \
         }
-        for (; i + 8 <= n; i += 8)
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; i < n; i++)
-                sum += x[i] * y[i];
-        return sum;
+
+static inline __m256 load_f32(const float *p)
+{
+        return _mm256_loadu_ps(p);
 }
+
+static inline float f32(float f)
+{
+        return f;
+}
+
+DEFINE_VEC_DOT_FLOAT(ggml_vec_dot_f32_avx2, float, load_f32, f32)
 
 static inline __m256 load_f16(const ggml_fp16_t *p)
 {
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-float ggml_vec_dot_f16_avx2(size_t n, const void *vx, const void *vy)
-{
-        const ggml_fp16_t *x = vx, *y = vy;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-               a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32) {
-                a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
-                a1 = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), a1);
-                a2 = _mm256_fmadd_ps(load_f16(x + i + 16), load_f16(y + i + 16), a2);
-                a3 = _mm256_fmadd_ps(load_f16(x + i + 24), load_f16(y + i + 24), a3);
-        }
-        for (; i + 8 <= n; i += 8)
-                a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
-        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; i < n; i++)
-                sum += f16(x[i]) * f16(y[i]);
-        return sum;
-}
+DEFINE_VEC_DOT_FLOAT(ggml_vec_dot_f16_avx2, ggml_fp16_t, load_f16, f16)
 
 /* BF16 is the top half of an F32: widen to 32 bits and shift into place. */
 static inline __m256 load_bf16(const ggml_bf16_t *p)
@@ -123,25 +120,7 @@ static inline float bf16(ggml_bf16_t h)
         return f;
 }
 
-float ggml_vec_dot_bf16_avx2(size_t n, const void *vx, const void *vy)
-{
-        const ggml_bf16_t *x = vx, *y = vy;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-               a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32) {
-                a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-                a1 = _mm256_fmadd_ps(load_bf16(x + i + 8), load_bf16(y + i + 8), a1);
-                a2 = _mm256_fmadd_ps(load_bf16(x + i + 16), load_bf16(y + i + 16), a2);
-                a3 = _mm256_fmadd_ps(load_bf16(x + i + 24), load_bf16(y + i + 24), a3);
-        }
-        for (; i + 8 <= n; i += 8)
-                a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-        float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; i < n; i++)
-                sum += bf16(x[i]) * bf16(y[i]);
-        return sum;
-}
+DEFINE_VEC_DOT_FLOAT(ggml_vec_dot_bf16_avx2, ggml_bf16_t, load_bf16, bf16)
 
 void ggml_vec_mad_f16_avx2(size_t n, float *y, const ggml_fp16_t *x, float s)
 {
@@ -492,61 +471,38 @@ float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
 
 #define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
 
-void ggml_vec_dot4_f16_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
-{
-        const ggml_fp16_t *x = vx;
-        const ggml_fp16_t *y0 = Y(0, ggml_fp16_t), *y1 = Y(1, ggml_fp16_t), *y2 = Y(2, ggml_fp16_t),
-                          *y3 = Y(3, ggml_fp16_t);
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-               a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-                __m256 w = load_f16(x + i);
-                a0 = _mm256_fmadd_ps(w, load_f16(y0 + i), a0);
-                a1 = _mm256_fmadd_ps(w, load_f16(y1 + i), a1);
-                a2 = _mm256_fmadd_ps(w, load_f16(y2 + i), a2);
-                a3 = _mm256_fmadd_ps(w, load_f16(y3 + i), a3);
+/* One weight row against four activation rows, for the float-like types. */
+#define DEFINE_VEC_DOT4_FLOAT(name, T, LOAD, CONV)                                                 \
+        void name(size_t n, const void *vx, const void *vy, size_t ys, float *out)                 \
+        {                                                                                          \
+                const T *x = vx;                                                                   \
+                const T *y0 = Y(0, T), *y1 = Y(1, T), *y2 = Y(2, T), *y3 = Y(3, T);                \
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(),                         \
+                       a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();                         \
+                size_t i = 0;                                                                      \
+                for (; i + 8 <= n; i += 8) {                                                       \
+                        __m256 w = LOAD(x + i);                                                    \
+                        a0 = _mm256_fmadd_ps(w, LOAD(y0 + i), a0);                                 \
+                        a1 = _mm256_fmadd_ps(w, LOAD(y1 + i), a1);                                 \
+                        a2 = _mm256_fmadd_ps(w, LOAD(y2 + i), a2);                                 \
+                        a3 = _mm256_fmadd_ps(w, LOAD(y3 + i), a3);                                 \
+                }                                                                                  \
+                out[0] = hsum_ps(a0);                                                              \
+                out[1] = hsum_ps(a1);                                                              \
+                out[2] = hsum_ps(a2);                                                              \
+                out[3] = hsum_ps(a3);                                                              \
+                for (; i < n; i++) {                                                               \
+                        float w = CONV(x[i]);                                                      \
+                        out[0] += w * CONV(y0[i]);                                                 \
+                        out[1] += w * CONV(y1[i]);                                                 \
+                        out[2] += w * CONV(y2[i]);                                                 \
+                        out[3] += w * CONV(y3[i]);                                                 \
+                }                                                                                  \
         }
-        out[0] = hsum_ps(a0);
-        out[1] = hsum_ps(a1);
-        out[2] = hsum_ps(a2);
-        out[3] = hsum_ps(a3);
-        for (; i < n; i++) {
-                float w = f16(x[i]);
-                out[0] += w * f16(y0[i]);
-                out[1] += w * f16(y1[i]);
-                out[2] += w * f16(y2[i]);
-                out[3] += w * f16(y3[i]);
-        }
-}
 
-void ggml_vec_dot4_bf16_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
-{
-        const ggml_bf16_t *x = vx;
-        const ggml_bf16_t *y0 = Y(0, ggml_bf16_t), *y1 = Y(1, ggml_bf16_t), *y2 = Y(2, ggml_bf16_t),
-                          *y3 = Y(3, ggml_bf16_t);
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-               a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-                __m256 w = load_bf16(x + i);
-                a0 = _mm256_fmadd_ps(w, load_bf16(y0 + i), a0);
-                a1 = _mm256_fmadd_ps(w, load_bf16(y1 + i), a1);
-                a2 = _mm256_fmadd_ps(w, load_bf16(y2 + i), a2);
-                a3 = _mm256_fmadd_ps(w, load_bf16(y3 + i), a3);
-        }
-        out[0] = hsum_ps(a0);
-        out[1] = hsum_ps(a1);
-        out[2] = hsum_ps(a2);
-        out[3] = hsum_ps(a3);
-        for (; i < n; i++) {
-                float w = bf16(x[i]);
-                out[0] += w * bf16(y0[i]);
-                out[1] += w * bf16(y1[i]);
-                out[2] += w * bf16(y2[i]);
-                out[3] += w * bf16(y3[i]);
-        }
-}
+DEFINE_VEC_DOT4_FLOAT(ggml_vec_dot4_f16_avx2, ggml_fp16_t, load_f16, f16)
+
+DEFINE_VEC_DOT4_FLOAT(ggml_vec_dot4_bf16_avx2, ggml_bf16_t, load_bf16, bf16)
 
 /* ax = |x| and the signs of x moved onto each y: maddubs needs an unsigned operand. */
 #define DOT4_Q8_BLOCKS(UNPACK, DX)                                                                 \
