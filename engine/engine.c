@@ -255,8 +255,8 @@ void engine_model_get_info(const EngineModel *m, EngineModelInfo *ret)
                 .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .n_ff = hp->n_ff,
                 .head_dim = hp->head_dim, .rope_freq_base = hp->rope_freq_base,
                 .n_params = m->model->n_params, .file_size = m->file_size,
-                .file_type = m->file_type, .chat_template = m->tmpl_name,
-                .chat_template_recognized = m->tmpl_recognized,
+                .decode_bytes = model_decode_bytes(m->model), .file_type = m->file_type,
+                .chat_template = m->tmpl_name, .chat_template_recognized = m->tmpl_recognized,
 #if ENGINE_HAVE_TEXT
                 .has_tokenizer = m->tok != NULL,
 #endif

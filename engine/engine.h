@@ -49,6 +49,7 @@ typedef struct EngineModelInfo {
         float rope_freq_base;
         uint64_t n_params;
         uint64_t file_size;
+        uint64_t decode_bytes; /* weights one decoded token reads, as the kernels hold them */
         const char *file_type; /* dominant tensor type of the 2-D weights, e.g. "Q4_K" */
         const char *chat_template; /* name of the recognized template or the fallback */
         bool chat_template_recognized;

@@ -68,6 +68,29 @@ Model *model_free(Model *m)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Model *, model_free);
 
+static uint64_t weight_bytes(const Weight *w)
+{
+        if (w->packed)
+                return (uint64_t)(w->ne1 / 16) * (w->ne0 / ggml_type_traits(w->type)->block_size) *
+                        ggml_pack16_block_size(w->type);
+        return (uint64_t)w->ne1 * w->row_size;
+}
+
+uint64_t model_decode_bytes(const Model *m)
+{
+        const ModelHParams *hp = &m->hp;
+        uint64_t n = m->tok_embd.row_size + weight_bytes(&m->output) +
+                (uint64_t)hp->n_embd * sizeof(float) * (1 + 2 * hp->n_layer);
+        for (uint32_t il = 0; il < hp->n_layer; il++) {
+                const LayerWeights *l = &m->layers[il];
+                const Weight *ws[] = {&l->wq,     &l->wk,   &l->wv,    &l->wo,
+                                      &l->w_gate, &l->w_up, &l->w_down};
+                for (size_t i = 0; i < ELEMENTSOF(ws); i++)
+                        n += weight_bytes(ws[i]);
+        }
+        return n;
+}
+
 /* The interleaved copy the tile kernels read, when the type has one. The matrix products
  * then never touch the file's rows: when they are mapped from the file (and not also
  * needed as the token embedding), their pages, read once for packing, are let go so that

@@ -78,6 +78,10 @@ int model_load(const char *path, Model **ret, char **ret_error);
 int model_load_gguf(GgufFile *f, Model **ret, char **ret_error);
 Model *model_free(Model *m);
 const char *model_arch_name(ModelArch a);
+/* Bytes one decoded token reads: every matrix as the kernels read it (packed or not),
+ * the norms, and one embedding row. Decode speed is bounded by memory bandwidth over
+ * this. */
+uint64_t model_decode_bytes(const Model *m);
 
 /* One forward pass over a batch of tokens that may belong to several sequences. Token i
  * is at position pos[i] of sequence seq[i]; positions of one sequence must be

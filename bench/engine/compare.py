@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Side-by-side speed of the engine and llama.cpp's llama-bench on the same synthetic
 GGUF files and thread count: prompt processing (pp) and decode (tg) tokens per second,
-and the engine's aggregate decode rate with several sequences in one batch.
+the engine's aggregate decode rate with several sequences in one batch, and (--bound)
+the decode rate against the memory-bandwidth bound: bytes read per token over the read
+bandwidth `engine-tool membw` measures in the same round.
 
     bench/engine/compare.py --tool build/engine/engine-tool --llama-bench PATH \
-        --shape 110m --types F16,Q8_0,Q4_0,Q4_K --threads 2
+        --shape 110m --types F16,Q8_0,Q4_0,Q4_K --threads 2 --bound
 
 Figures are medians over --rounds alternating runs of the two programs. Models are
 generated once into the cache ($XDG_CACHE_HOME or ~/.cache)/cluster-ai/
@@ -44,7 +46,16 @@ def engine(tool, path, pp, tg, threads, reps, seqs=1):
         m = re.match(r"(pp|tg)\d+.*: ([\d.]+) tok/s", line)
         if m:
             r[m.group(1)] = float(m.group(2))
+        m = re.match(r"decode reads ([\d.]+) MB per token", line)
+        if m:
+            r["mb"] = float(m.group(1))
     return r
+
+
+def membw(tool, threads):
+    out = subprocess.run([tool, "membw", "-t", str(threads)], check=True, capture_output=True,
+                         text=True).stdout
+    return float(re.search(r": ([\d.]+) GB/s", out).group(1))
 
 
 def llama(bench, path, pp, tg, threads, reps):
@@ -73,11 +84,14 @@ def main():
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seqs", type=int, default=8, help="sequences for the batched decode column")
+    ap.add_argument("--bound", action="store_true",
+                    help="measure read bandwidth (engine-tool membw) each round and give the "
+                    "decode bound: bytes read per token / bandwidth")
     a = ap.parse_args()
 
-    print("| model | type | size MiB | engine pp%d | llama.cpp pp%d | ratio | engine tg%d | llama.cpp tg%d | ratio | engine tg x%d aggregate |" %
-          (a.pp, a.pp, a.tg, a.tg, a.seqs))
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | type | size MiB | engine pp%d | llama.cpp pp%d | ratio | engine tg%d | llama.cpp tg%d | ratio | engine tg%d x%d aggregate | x%d / x1 | bound tg | tg / bound |" %
+          (a.pp, a.pp, a.tg, a.tg, a.tg, a.seqs, a.seqs))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in a.types.split(","):
         p = model_path(a.tool, a.shape, t)
         es, ls, ebs = {}, {}, {}
@@ -88,8 +102,10 @@ def main():
                 for k, v in llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps).items():
                     ls.setdefault(k, []).append(v)
             if a.seqs > 1:
-                for k, v in engine(a.tool, p, 0, a.tg // 2, a.threads, a.reps, a.seqs).items():
+                for k, v in engine(a.tool, p, 0, a.tg, a.threads, a.reps, a.seqs).items():
                     ebs.setdefault(k, []).append(v)
+            if a.bound:
+                es.setdefault("bw", []).append(membw(a.tool, a.threads))
         e = {k: statistics.median(v) for k, v in es.items()}
         l = {k: statistics.median(v) for k, v in ls.items()}
         eb = {k: statistics.median(v) for k, v in ebs.items()}
@@ -97,10 +113,15 @@ def main():
 
         def ratio(k):
             return "%.2fx" % (e[k] / l[k]) if k in l and l[k] else "-"
-        print("| %s | %s | %.0f | %.1f | %s | %s | %.1f | %s | %s | %s |" % (
+        # the bound: tokens per second if a token cost only reading its weights once
+        bound = e["bw"] * 1e3 / e["mb"] if "bw" in e and e.get("mb") else None
+        print("| %s | %s | %.0f | %.1f | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |" % (
             a.shape, t, size, e.get("pp", 0), "%.1f" % l["pp"] if "pp" in l else "-", ratio("pp"),
             e.get("tg", 0), "%.1f" % l["tg"] if "tg" in l else "-", ratio("tg"),
-            "%.1f" % eb["tg"] if "tg" in eb else "-"))
+            "%.1f" % eb["tg"] if "tg" in eb else "-",
+            "%.2fx" % (eb["tg"] / e["tg"]) if "tg" in eb and e.get("tg") else "-",
+            "%.1f" % bound if bound else "-",
+            "%.0f%%" % (100 * e["tg"] / bound) if bound and e.get("tg") else "-"))
         sys.stdout.flush()
 
 
