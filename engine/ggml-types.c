@@ -860,6 +860,7 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
                 switch (type) {
                 case GGML_TYPE_F16:
                         k.gemm4 = ggml_gemm4_f16_vnni;
+                        k.gemm_wide = ggml_gemm_wide_f16_avx512;
                         break;
                 case GGML_TYPE_Q8_0:
                         k.gemm4 = ggml_gemm4_q8_0_q8_0_vnni;

@@ -131,12 +131,21 @@ typedef void (*GgmlGemm4Fn)(size_t n, const void *x, size_t xs, const void *y, s
 typedef void (*GgmlGemm16Fn)(size_t n, const void *x, const void *y, size_t ys, const int32_t *ysum,
                              size_t yss, size_t nt, float *out, size_t os);
 
+/* out[t * os + r] = dot(x + r * xs, y + t * ys) for r < nr (1..3) and t < nt (1..8), with
+ * F32 activations (ys in floats) already rounded to the vec_dot type: one pass over the
+ * rows for all tokens of a decoding step. */
+typedef void (*GgmlGemmWideFn)(size_t n, const void *x, size_t xs, size_t nr, const float *y,
+                               size_t ys, size_t nt, float *out, size_t os);
+#define GGML_GEMM_WIDE_ROWS 3
+#define GGML_GEMM_WIDE_TOKENS 8
+
 typedef struct GgmlKernels {
         GgmlVecDotFn vec_dot;
         GgmlVecDot4Fn vec_dot4; /* NULL: call vec_dot four times */
         GgmlFromFloatFn from_float; /* of the vec_dot_type */
         GgmlGemm4Fn gemm4; /* NULL: call vec_dot4 (or vec_dot) row by row */
         GgmlGemm16Fn gemm16; /* over ggml_pack16() rows; NULL: none */
+        GgmlGemmWideFn gemm_wide; /* F16 weights, batched decoding; NULL: none */
 } GgmlKernels;
 
 /* The fastest kernels for this CPU (AVX2/FMA when available) or the reference ones. */
@@ -220,6 +229,8 @@ void ggml_gemm4_q4_K_q8_K_vnni(size_t n, const void *x, size_t xs, const void *y
 void ggml_gemm4_f16_vnni(size_t n, const void *x, size_t xs, const void *y, size_t ys, float *out,
                          size_t os);
 bool ggml_cpu_has_avx512_vnni(void);
+void ggml_gemm_wide_f16_avx512(size_t n, const void *x, size_t xs, size_t nr, const float *y,
+                               size_t ys, size_t nt, float *out, size_t os);
 
 /* Sixteen weight rows interleaved block by block (Q4_0, Q8_0, Q4_K), the layout of the
  * gemm16 kernels: for each group of 16 rows and each block, the 16 F16 scales, then for

@@ -302,6 +302,88 @@ void ggml_gemm4_f16_vnni(size_t n, const void *vx, size_t xs, const void *vy, si
                 }
 }
 
+/* F16 rows against F32 activations (already rounded to F16, so the products are the
+ * reference's), R <= 3 rows by T <= 8 tokens in one pass over the rows: for batched
+ * decoding, where the rows stream from memory once per step and every row must meet all
+ * the tokens while it is in a register. 24 accumulators, three weight registers and one
+ * activation register; the weights are prefetched a kilobyte ahead (without it the
+ * eight-sequence decode of the 110M F16 model ran at 660 instead of 860 tok/s). */
+static inline __attribute__((always_inline)) void wide_step(const uint8_t *vx, size_t xs,
+                                                            const float *y, size_t ys, size_t i,
+                                                            __m512 acc[3][8], const int R,
+                                                            const int T)
+{
+        __m512 w[3];
+        for (int r = 0; r < R; r++)
+                w[r] = _mm512_cvtph_ps(
+                        _mm256_loadu_si256((const __m256i *)(ROW(r, ggml_fp16_t) + i)));
+        for (int t = 0; t < T; t++) {
+                __m512 yv = _mm512_loadu_ps(y + t * ys + i);
+                for (int r = 0; r < R; r++)
+                        acc[r][t] = _mm512_fmadd_ps(w[r], yv, acc[r][t]);
+        }
+}
+
+static inline __attribute__((always_inline)) void wide_f16(size_t n, const uint8_t *vx, size_t xs,
+                                                           const float *y, size_t ys, float *out,
+                                                           size_t os, const int R, const int T)
+{
+        __m512 acc[3][8];
+        size_t i = 0;
+
+        for (int r = 0; r < R; r++)
+                for (int t = 0; t < T; t++)
+                        acc[r][t] = _mm512_setzero_ps();
+        for (; i + 32 <= n; i += 32) {
+                for (int r = 0; r < R; r++)
+                        _mm_prefetch((const char *)(ROW(r, ggml_fp16_t) + i) + 1024, _MM_HINT_T0);
+                wide_step(vx, xs, y, ys, i, acc, R, T);
+                wide_step(vx, xs, y, ys, i + 16, acc, R, T);
+        }
+        if (i + 16 <= n) {
+                wide_step(vx, xs, y, ys, i, acc, R, T);
+                i += 16;
+        }
+        for (int r = 0; r < R; r++)
+                for (int t = 0; t < T; t++) {
+                        float sum = _mm512_reduce_add_ps(acc[r][t]);
+                        for (size_t k = i; k < n; k++)
+                                sum += f16(ROW(r, ggml_fp16_t)[k]) * y[t * ys + k];
+                        out[t * os + r] = sum;
+                }
+}
+
+#define WIDE_T(R)                                                                                  \
+        switch (nt) {                                                                              \
+        case 1:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 1);                                  \
+        case 2:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 2);                                  \
+        case 3:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 3);                                  \
+        case 4:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 4);                                  \
+        case 5:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 5);                                  \
+        case 6:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 6);                                  \
+        case 7:                                                                                    \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 7);                                  \
+        default:                                                                                   \
+                return wide_f16(n, vx, xs, y, ys, out, os, R, 8);                                  \
+        }
+
+void ggml_gemm_wide_f16_avx512(size_t n, const void *vx, size_t xs, size_t nr, const float *y,
+                               size_t ys, size_t nt, float *out, size_t os)
+{
+        if (nr >= 3)
+                WIDE_T(3)
+        else if (nr == 2)
+                WIDE_T(2)
+        else
+                WIDE_T(1)
+}
+
 /* ---- 16 rows interleaved (Q4_0, Q8_0): see ggml_pack16() ---- */
 
 /* Sixteen rows (one 32-bit lane each) against nt <= 8 tokens, one block at a time: the
@@ -533,6 +615,10 @@ NOT_X86(ggml_gemm4_f16_vnni)
 NOT_X86_16(ggml_gemm16_q4_0_q8_0_vnni)
 NOT_X86_16(ggml_gemm16_q8_0_q8_0_vnni)
 NOT_X86_16(ggml_gemm16_q4_K_q8_K_vnni)
+void ggml_gemm_wide_f16_avx512(size_t n, const void *vx, size_t xs, size_t nr, const float *y,
+                               size_t ys, size_t nt, float *out, size_t os)
+{
+}
 #endif
 
 /* ---- packing (portable) ---- */

@@ -506,7 +506,20 @@ typedef struct MatmulJob {
         void (*sums)(const void *y, size_t n, int32_t *out);
         int32_t *ysum;
         size_t yss; /* words per token row */
+        /* gemm_wide: xq holds F32 rows rounded through the vec_dot type */
+        bool wide;
 } MatmulJob;
+
+/* x rounded to F16 and back, so that F32 products equal the F16 reference's */
+static void round_f16_row(const float *x, float *y, size_t n)
+{
+        ggml_fp16_t tmp[256];
+        for (size_t i = 0; i < n; i += ELEMENTSOF(tmp)) {
+                size_t c = MIN(ELEMENTSOF(tmp), n - i);
+                ggml_fp32_to_fp16_row_fast(x + i, tmp, c);
+                ggml_fp16_to_fp32_row_fast(tmp, y + i, c);
+        }
+}
 
 static void convert_job(void *userdata, unsigned ith, unsigned nth)
 {
@@ -514,6 +527,10 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
         size_t lo, hi;
         threadpool_split(j->n_tok, ith, nth, &lo, &hi);
         for (size_t t = lo; t < hi; t++) {
+                if (j->wide) {
+                        round_f16_row(j->x + t * j->x_row, (float *)j->xq + t * j->x_row, j->x_row);
+                        continue;
+                }
                 j->from_float(j->x + t * j->x_row, (uint8_t *)j->xq + t * j->xq_row, j->x_row);
                 if (j->sums)
                         j->sums(j->xq + t * j->xq_row, j->x_row, j->ysum + t * j->yss);
@@ -528,6 +545,13 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
         const uint8_t *data = w->data;
         size_t r = a;
 
+        if (j->wide) {
+                for (; r < e; r += GGML_GEMM_WIDE_ROWS)
+                        w->k.gemm_wide(w->ne0, data + r * w->row_size, w->row_size,
+                                       MIN((size_t)GGML_GEMM_WIDE_ROWS, e - r),
+                                       (const float *)j->xq, j->x_row, j->n_tok, out + r, os);
+                return;
+        }
         if (w->packed) {
                 size_t gs = (w->ne0 / ggml_type_traits(w->type)->block_size) *
                         ggml_pack16_block_size(w->type);
@@ -611,6 +635,10 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
                         }
                 j.from_float = ws[i]->k.from_float;
                 j.xq_row = ggml_row_size(vt, ws[i]->ne0);
+                /* a decoding step's few tokens: one pass over the rows for all of them */
+                j.wide = vt == GGML_TYPE_F16 && n_tok >= 2 && n_tok <= GGML_GEMM_WIDE_TOKENS;
+                for (size_t k = 0; k < j.n_w; k++)
+                        j.wide = j.wide && j.w[k]->k.gemm_wide;
                 j.xq = s->qbuf.data;
                 for (size_t k = 0; k < j.n_w; k++)
                         if (j.w[k]->packed && (vt == GGML_TYPE_Q8_0 || vt == GGML_TYPE_Q8_K)) {

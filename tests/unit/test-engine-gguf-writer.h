@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* A minimal in-memory GGUF v3 writer for the engine's unit tests: F32 tensors only,
- * deterministic pseudo-random contents. */
+/* A minimal in-memory GGUF v3 writer for the engine's unit tests: F32 tensors (F16 for
+ * the matrices on request), deterministic pseudo-random contents. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,8 @@
 
 #include <math.h>
 #include <stdbool.h>
+
+#include "engine/ggml-types.h"
 
 typedef struct TestGguf {
         uint8_t *kv;
@@ -19,6 +21,7 @@ typedef struct TestGguf {
         uint8_t *data;
         size_t data_len;
         uint32_t seed;
+        bool f16; /* 2-D tensors as F16 */
 } TestGguf;
 
 /* Buffers grow by doubling: their capacity is implied by their length (the smallest
@@ -84,11 +87,13 @@ static inline void tg_kv_strs(TestGguf *g, const char *k, const char *const *v, 
         g->n_kv++;
 }
 
-/* F32 tensor of ne0 x ne1 (ne1 = 0: 1-D); values center + spread * uniform(-1, 1). */
+/* F32 tensor of ne0 x ne1 (ne1 = 0: 1-D; F16 when 2-D and g->f16); values center +
+ * spread * uniform(-1, 1). */
 static inline void tg_tensor(TestGguf *g, const char *name, uint64_t ne0, uint64_t ne1,
                              float center, float spread)
 {
-        uint32_t nd = ne1 ? 2 : 1, type = 0;
+        bool f16 = g->f16 && ne1;
+        uint32_t nd = ne1 ? 2 : 1, type = f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
         uint64_t off = g->data_len;
         tg_str(&g->ti, &g->ti_len, name);
         tg_put(&g->ti, &g->ti_len, &nd, 4);
@@ -102,7 +107,11 @@ static inline void tg_tensor(TestGguf *g, const char *name, uint64_t ne0, uint64
         for (uint64_t i = 0; i < n; i++) {
                 g->seed = g->seed * 1664525u + 1013904223u;
                 float v = center + spread * (((g->seed >> 8) & 0xffff) / 32768.0f - 1.0f);
-                tg_put(&g->data, &g->data_len, &v, 4);
+                if (f16) {
+                        ggml_fp16_t h = ggml_fp32_to_fp16(v);
+                        tg_put(&g->data, &g->data_len, &h, 2);
+                } else
+                        tg_put(&g->data, &g->data_len, &v, 4);
         }
         while (g->data_len % 32)
                 tg_put(&g->data, &g->data_len, "", 1);
@@ -135,13 +144,14 @@ typedef struct TestModelShape {
         const char *arch;
         uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
         bool tokens;
+        bool f16; /* matrices in F16 */
 } TestModelShape;
 
 /* A small random llama/qwen2 model. With tokens, the vocabulary is "<unk>", "<s>",
  * "</s>" and then two-letter pieces "aa", "ab", ... (no tokenizer kind: pieces only). */
 static inline uint8_t *test_model_gguf(const TestModelShape *s, uint32_t seed, size_t *ret_len)
 {
-        TestGguf g = {.seed = seed};
+        TestGguf g = {.seed = seed, .f16 = s->f16};
         char key[128];
         uint32_t hd = s->n_embd / s->n_head, kvd = hd * s->n_head_kv;
         bool qwen = strcmp(s->arch, "qwen2") == 0;

@@ -53,6 +53,8 @@ static EngineContext *context(EngineModel *m, uint32_t n_ctx, uint32_t n_seq, ui
 
 static const TestModelShape llama = {"llama", 64, 2, 4, 2, 128, 200, 256, true};
 static const TestModelShape qwen2 = {"qwen2", 64, 2, 4, 4, 96, 150, 256, true};
+/* F16 matrices, wide enough for the vector kernels' full steps and their tails */
+static const TestModelShape llama_f16 = {"llama", 128, 2, 4, 2, 200, 300, 256, true, true};
 
 static float max_diff(const float *a, const float *b, size_t n)
 {
@@ -103,6 +105,49 @@ END_TEST
 START_TEST(test_batch_invariance_qwen2)
 {
         check_batch_invariance(&qwen2);
+}
+END_TEST
+
+/* F16 matrices: every batch size of a decoding step (1..8 tokens, the one-pass kernel,
+ * and past it the tile kernels) gives the logits of one token at a time. Activations
+ * are rounded to F16 before each product, as llama.cpp does, so a different summation
+ * order can move a rounding by one F16 step: logits spread over several units then agree
+ * to a few thousandths (the reference and AVX2 kernels differ as much), not exactly. */
+START_TEST(test_batch_sizes_f16)
+{
+        EngineModel *m = load(&llama_f16, 5);
+        EngineModelInfo info;
+        engine_model_get_info(m, &info);
+        const int32_t toks[] = {1, 5, 17, 99, 4, 120, 33, 7, 8, 140, 250, 3};
+        size_t n = ELEMENTSOF(toks);
+        EngineContext *one = context(m, 64, 1, 1, 2);
+        float *want = malloc(sizeof(float) * n * info.n_vocab);
+        ck_assert_ptr_nonnull(want);
+        for (size_t i = 0; i < n; i++) {
+                ck_assert_int_eq(engine_eval(one, 0, &toks[i], 1, false), 0);
+                memcpy(want + i * info.n_vocab, engine_get_logits(one, 0),
+                       sizeof(float) * info.n_vocab);
+                float lo = want[i * info.n_vocab], hi = lo;
+                for (uint32_t v = 0; v < info.n_vocab; v++) {
+                        lo = fminf(lo, want[i * info.n_vocab + v]);
+                        hi = fmaxf(hi, want[i * info.n_vocab + v]);
+                }
+                ck_assert_msg(hi - lo > 2.0f, "logits spread %g", hi - lo);
+        }
+        for (size_t k = 2; k <= n; k++) {
+                EngineContext *c = context(m, 64, 1, (uint32_t)k, 2);
+                ck_assert_int_eq(engine_eval(c, 0, toks, k, true), 0);
+                for (size_t i = 0; i < k; i++) {
+                        float d = max_diff(engine_get_logits(c, i), want + i * info.n_vocab,
+                                           info.n_vocab);
+                        ck_assert_msg(d < 1e-2f, "batch of %zu, position %zu differs by %g", k, i,
+                                      d);
+                }
+                engine_context_free(c);
+        }
+        free(want);
+        engine_context_free(one);
+        engine_model_free(m);
 }
 END_TEST
 
@@ -327,6 +372,7 @@ int main(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_batch_invariance_llama);
         tcase_add_test(tc, test_batch_invariance_qwen2);
+        tcase_add_test(tc, test_batch_sizes_f16);
         tcase_add_test(tc, test_multi_sequence);
         tcase_add_test(tc, test_context_full);
         tcase_add_test(tc, test_generate_batched);

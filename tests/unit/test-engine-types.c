@@ -444,6 +444,62 @@ START_TEST(test_gemm4)
 }
 END_TEST
 
+/* The one-pass F16 kernel of batched decoding against the reference F16 dot product, for
+ * every row count 1..3 and token count 1..8, with lengths that leave a tail of 16 and of
+ * fewer than 16 values; nothing outside the tile is written. */
+START_TEST(test_gemm_wide_f16)
+{
+        enum {
+                N = 1040,
+                OS = 5,
+                YS = N + 3,
+        };
+        static const size_t sizes[] = {1024, 1040, 784, 775, 8};
+        static ggml_fp16_t x[3][N];
+        static float y[8 * YS];
+        static ggml_fp16_t y16[8][N];
+        unsigned s = 23;
+
+        if (!ggml_cpu_has_avx512_vnni())
+                return;
+        GgmlKernels k;
+        ck_assert_int_eq(ggml_kernels_get(GGML_TYPE_F16, &k), 0);
+        ck_assert_ptr_nonnull(k.gemm_wide);
+        for (size_t z = 0; z < ELEMENTSOF(sizes); z++) {
+                size_t n = sizes[z];
+                for (int r = 0; r < 3; r++)
+                        for (size_t i = 0; i < n; i++)
+                                x[r][i] = ggml_fp32_to_fp16(frand(&s) * (r + 1));
+                for (int t = 0; t < 8; t++)
+                        for (size_t i = 0; i < n; i++) {
+                                y16[t][i] = ggml_fp32_to_fp16(frand(&s) * (8 - t));
+                                y[t * YS + i] = ggml_fp16_to_fp32(y16[t][i]);
+                        }
+                for (size_t nr = 1; nr <= GGML_GEMM_WIDE_ROWS; nr++)
+                        for (size_t nt = 1; nt <= GGML_GEMM_WIDE_TOKENS; nt++) {
+                                float out[8 * OS];
+                                for (size_t i = 0; i < ELEMENTSOF(out); i++)
+                                        out[i] = -1234.0f;
+                                k.gemm_wide(n, x, sizeof(x[0]), nr, y, YS, nt, out, OS);
+                                for (size_t t = 0; t < 8; t++)
+                                        for (size_t r = 0; r < OS; r++) {
+                                                float got = out[t * OS + r];
+                                                if (r >= nr || t >= nt) {
+                                                        ck_assert_float_eq(got, -1234.0f);
+                                                        continue;
+                                                }
+                                                float one = ggml_vec_dot_f16_ref(n, x[r], y16[t]);
+                                                ck_assert_msg(fabsf(got - one) <=
+                                                                      1e-4f * (1 + fabsf(one)),
+                                                              "n=%zu nr=%zu nt=%zu row %zu "
+                                                              "token %zu: %g vs %g",
+                                                              n, nr, nt, r, t, got, one);
+                                        }
+                        }
+        }
+}
+END_TEST
+
 /* Packed 16-row layout and its kernels against the reference dot products on the
  * original rows, for every token count 1..16 and an odd block count. */
 START_TEST(test_gemm16)
@@ -594,6 +650,7 @@ int main(void)
         tcase_add_test(tc, test_bf16_row_avx2);
         tcase_add_test(tc, test_gemm4);
         tcase_add_test(tc, test_gemm16);
+        tcase_add_test(tc, test_gemm_wide_f16);
         tcase_add_test(tc, test_threadpool);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
