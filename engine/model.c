@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -407,8 +408,14 @@ typedef struct QuantBuf {
         size_t size;
 } QuantBuf;
 
+/* One thread's share of a matrix product: how many of its chunks have been taken. */
+typedef struct WorkCursor {
+        _Alignas(64) _Atomic size_t next;
+} WorkCursor;
+
 struct ForwardState {
         size_t n_batch_max, n_ctx;
+        WorkCursor *cursors; /* att_scratch_threads of them */
         float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
         QuantBuf qbuf;
         float *att_scratch; /* per thread: n_ctx scores + head_dim accumulators */
@@ -434,6 +441,7 @@ ForwardState *forward_state_free(ForwardState *s)
         free(s->rope_cs);
         free(s->qbuf.data);
         free(s->att_scratch);
+        free(s->cursors);
         free(s->q16);
         free(s->seq_start);
         free(s->xo);
@@ -508,7 +516,10 @@ typedef struct MatmulJob {
         size_t yss; /* words per token row */
         /* gemm_wide: xq holds F32 rows rounded through the vec_dot type */
         bool wide;
+        WorkCursor *cursors; /* one per thread, reset to 0 */
 } MatmulJob;
+
+#define MATMUL_CHUNKS_PER_THREAD 4
 
 /* x rounded to F16 and back, so that F32 products equal the F16 reference's */
 static void round_f16_row(const float *x, float *y, size_t n)
@@ -590,20 +601,8 @@ static void matmul_rows(const MatmulJob *j, const Weight *w, float *out, size_t 
         }
 }
 
-/* Rows are handed out in blocks so that each thread walks whole weight rows against all
- * tokens of the batch: a weight row is read from memory once per batch. Block edges are
- * multiples of sixteen rows so that the tile kernels see whole tiles. */
-static void matmul_job(void *userdata, unsigned ith, unsigned nth)
+static void matmul_range(const MatmulJob *j, size_t lo, size_t hi)
 {
-        MatmulJob *j = userdata;
-        size_t total = 0;
-        for (size_t i = 0; i < j->n_w; i++)
-                total += j->w[i]->ne1;
-        size_t lo, hi;
-        threadpool_split(total / 16, ith, nth, &lo, &hi);
-        lo *= 16;
-        hi = ith + 1 == nth ? total : hi * 16;
-
         size_t base = 0;
         for (size_t i = 0; i < j->n_w; i++) {
                 const Weight *w = j->w[i];
@@ -611,6 +610,38 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
                 if (a < e)
                         matmul_rows(j, w, j->out[i], j->out_stride[i], a - base, e - base);
                 base += w->ne1;
+        }
+}
+
+/* Each thread owns a contiguous share of the rows, in whole 16-row groups (the tile
+ * kernels see whole tiles), and walks whole weight rows against all tokens of the batch,
+ * so a weight row is read from memory once per batch. A share is taken chunk by chunk
+ * from its cursor; a thread done with its own share takes the chunks left in the
+ * others'. On a quiet machine every thread runs exactly its share; when the kernel
+ * preempts one (a busy host, other tasks on an agent), the others finish its work
+ * instead of waiting for it. */
+static void matmul_job(void *userdata, unsigned ith, unsigned nth)
+{
+        MatmulJob *j = userdata;
+        size_t total = 0;
+        for (size_t i = 0; i < j->n_w; i++)
+                total += j->w[i]->ne1;
+        size_t units = (total + 15) / 16;
+
+        for (unsigned k = 0; k < nth; k++) {
+                unsigned i = (ith + k) % nth;
+                size_t u0 = units * i / nth, u1 = units * (i + 1) / nth;
+                size_t per =
+                        MAX((u1 - u0 + MATMUL_CHUNKS_PER_THREAD - 1) / MATMUL_CHUNKS_PER_THREAD,
+                            (size_t)1);
+                for (;;) {
+                        size_t c = atomic_fetch_add_explicit(&j->cursors[i].next, 1,
+                                                             memory_order_relaxed);
+                        size_t a = u0 + c * per;
+                        if (a >= u1)
+                                break;
+                        matmul_range(j, a * 16, MIN(MIN(a + per, u1) * 16, total));
+                }
         }
 }
 
@@ -657,6 +688,9 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
                         threadpool_run(pool, convert_job, &j);
                 else
                         convert_job(&j, 0, 1);
+                j.cursors = s->cursors;
+                for (unsigned t = 0; t < threadpool_size(pool); t++)
+                        atomic_store_explicit(&j.cursors[t].next, 0, memory_order_relaxed);
                 threadpool_run(pool, matmul_job, &j);
         }
 }
@@ -967,6 +1001,11 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                 if (!q16)
                         return -ENOMEM;
                 s->q16 = q16;
+                WorkCursor *cur = aligned_alloc(_Alignof(WorkCursor), sizeof(WorkCursor) * nth);
+                if (!cur)
+                        return -ENOMEM;
+                free(s->cursors);
+                s->cursors = cur;
                 s->att_scratch_threads = nth;
         }
 

@@ -151,6 +151,38 @@ START_TEST(test_batch_sizes_f16)
 }
 END_TEST
 
+/* More threads than CPUs: the kernel preempts them mid-product, the others take over
+ * their rows, and the logits are still bit for bit those of one thread (every output
+ * row and every attention item is computed the same way by whichever thread runs it). */
+START_TEST(test_threads_oversubscribed)
+{
+        EngineModel *m = load(&llama_f16, 9);
+        EngineModelInfo info;
+        engine_model_get_info(m, &info);
+        const int32_t toks[] = {1, 5, 17, 99, 4, 120, 33, 7, 8, 140, 250, 3, 9, 11};
+        EngineContext *a = context(m, 64, 1, 64, 1), *b = context(m, 64, 1, 64, 7);
+        for (int round = 0; round < 3; round++) {
+                ck_assert_int_eq(engine_eval(a, 0, toks, ELEMENTSOF(toks), true), 0);
+                ck_assert_int_eq(engine_eval(b, 0, toks, ELEMENTSOF(toks), true), 0);
+                for (size_t i = 0; i < ELEMENTSOF(toks); i++)
+                        ck_assert_msg(memcmp(engine_get_logits(a, i), engine_get_logits(b, i),
+                                             sizeof(float) * info.n_vocab) == 0,
+                                      "round %d position %zu differs", round, i);
+                for (size_t i = 0; i < 4; i++) { /* decoding steps of one token */
+                        ck_assert_int_eq(engine_eval(a, 0, &toks[i], 1, false), 0);
+                        ck_assert_int_eq(engine_eval(b, 0, &toks[i], 1, false), 0);
+                        ck_assert(memcmp(engine_get_logits(a, 0), engine_get_logits(b, 0),
+                                         sizeof(float) * info.n_vocab) == 0);
+                }
+                engine_seq_truncate(a, 0, 0);
+                engine_seq_truncate(b, 0, 0);
+        }
+        engine_context_free(a);
+        engine_context_free(b);
+        engine_model_free(m);
+}
+END_TEST
+
 /* Two sequences interleaved in one batch give what each gives alone. */
 START_TEST(test_multi_sequence)
 {
@@ -373,6 +405,7 @@ int main(void)
         tcase_add_test(tc, test_batch_invariance_llama);
         tcase_add_test(tc, test_batch_invariance_qwen2);
         tcase_add_test(tc, test_batch_sizes_f16);
+        tcase_add_test(tc, test_threads_oversubscribed);
         tcase_add_test(tc, test_multi_sequence);
         tcase_add_test(tc, test_context_full);
         tcase_add_test(tc, test_generate_batched);
