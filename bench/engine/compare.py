@@ -4,12 +4,14 @@
 GGUF files and thread count: prompt processing (pp) and decode (tg) tokens per second,
 the engine's aggregate decode rate with several sequences in one batch, and (--bound)
 the decode rate against the memory-bandwidth bound: bytes read per token over the read
-bandwidth `engine-tool membw` measures in the same round.
+bandwidth `engine-tool membw` measures in the same round. --busy N runs both programs
+beside N busy processes, as on a host shared with other work.
 
     bench/engine/compare.py --tool build/engine/engine-tool --llama-bench PATH \
         --shape 110m --types F16,Q8_0,Q4_0,Q4_K --threads 2 --bound
 
-Figures are medians over --rounds alternating runs of the two programs. Models are
+Figures are medians over --rounds alternating runs of the two programs; the ratios are
+medians of each round's ratio. Models are
 generated once into the cache ($XDG_CACHE_HOME or ~/.cache)/cluster-ai/
 bench-models. Prints a Markdown table.
 """
@@ -87,41 +89,67 @@ def main():
     ap.add_argument("--bound", action="store_true",
                     help="measure read bandwidth (engine-tool membw) each round and give the "
                     "decode bound: bytes read per token / bandwidth")
+    ap.add_argument("--raw", action="store_true", help="print every round's figures to stderr")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="keep this many busy processes (yes > /dev/null) running beside the "
+                    "programs, as on a host shared with other work")
     a = ap.parse_args()
+    hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(a.busy)]
+    try:
+        run(a)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
 
+
+def run(a):
     print("| model | type | size MiB | engine pp%d | llama.cpp pp%d | ratio | engine tg%d | llama.cpp tg%d | ratio | engine tg%d x%d aggregate | x%d / x1 | bound tg | tg / bound |" %
           (a.pp, a.pp, a.tg, a.tg, a.tg, a.seqs, a.seqs))
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in a.types.split(","):
         p = model_path(a.tool, a.shape, t)
-        es, ls, ebs = {}, {}, {}
+        rounds = []
         for _ in range(a.rounds):
-            for k, v in engine(a.tool, p, a.pp, a.tg, a.threads, a.reps).items():
-                es.setdefault(k, []).append(v)
-            if a.llama_bench:
-                for k, v in llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps).items():
-                    ls.setdefault(k, []).append(v)
-            if a.seqs > 1:
-                for k, v in engine(a.tool, p, 0, a.tg, a.threads, a.reps, a.seqs).items():
-                    ebs.setdefault(k, []).append(v)
+            r = {"e": engine(a.tool, p, a.pp, a.tg, a.threads, a.reps)}
             if a.bound:
-                es.setdefault("bw", []).append(membw(a.tool, a.threads))
-        e = {k: statistics.median(v) for k, v in es.items()}
-        l = {k: statistics.median(v) for k, v in ls.items()}
-        eb = {k: statistics.median(v) for k, v in ebs.items()}
-        size = os.path.getsize(p) / 1048576
+                # right after the engine's decode: the host's bandwidth moves with
+                # other tenants' load, so each round's decode meets its own bound
+                r["bw"] = membw(a.tool, a.threads)
+            if a.llama_bench:
+                r["l"] = llama(a.llama_bench, p, a.pp, a.tg, a.threads, a.reps)
+            if a.seqs > 1:
+                r["eb"] = engine(a.tool, p, 0, a.tg, a.threads, a.reps, a.seqs)
+            rounds.append(r)
+            if a.raw:
+                print("round %s %s: %s" % (a.shape, t, json.dumps(r)), file=sys.stderr)
 
-        def ratio(k):
-            return "%.2fx" % (e[k] / l[k]) if k in l and l[k] else "-"
-        # the bound: tokens per second if a token cost only reading its weights once
-        bound = e["bw"] * 1e3 / e["mb"] if "bw" in e and e.get("mb") else None
-        print("| %s | %s | %.0f | %.1f | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |" % (
-            a.shape, t, size, e.get("pp", 0), "%.1f" % l["pp"] if "pp" in l else "-", ratio("pp"),
-            e.get("tg", 0), "%.1f" % l["tg"] if "tg" in l else "-", ratio("tg"),
-            "%.1f" % eb["tg"] if "tg" in eb else "-",
-            "%.2fx" % (eb["tg"] / e["tg"]) if "tg" in eb and e.get("tg") else "-",
-            "%.1f" % bound if bound else "-",
-            "%.0f%%" % (100 * e["tg"] / bound) if bound and e.get("tg") else "-"))
+        def med(f):
+            v = []
+            for r in rounds:
+                try:
+                    x = f(r)
+                except (KeyError, ZeroDivisionError):
+                    continue
+                if x is not None:
+                    v.append(x)
+            return statistics.median(v) if v else None
+
+        def fmt(x, f="%.1f"):
+            return f % x if x is not None else "-"
+
+        # ratios are medians of each round's ratio (the two programs ran seconds apart)
+        bound = med(lambda r: r["bw"] * 1e3 / r["e"]["mb"])
+        print("| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            a.shape, t, os.path.getsize(p) / 1048576,
+            fmt(med(lambda r: r["e"]["pp"])), fmt(med(lambda r: r["l"]["pp"])),
+            fmt(med(lambda r: r["e"]["pp"] / r["l"]["pp"]), "%.2fx"),
+            fmt(med(lambda r: r["e"]["tg"])), fmt(med(lambda r: r["l"]["tg"])),
+            fmt(med(lambda r: r["e"]["tg"] / r["l"]["tg"]), "%.2fx"),
+            fmt(med(lambda r: r["eb"]["tg"])),
+            fmt(med(lambda r: r["eb"]["tg"] / r["e"]["tg"]), "%.2fx"),
+            fmt(bound),
+            fmt(med(lambda r: 100 * r["e"]["tg"] * r["e"]["mb"] / (r["bw"] * 1e3)), "%.0f%%")))
         sys.stdout.flush()
 
 
