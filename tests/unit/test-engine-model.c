@@ -374,6 +374,10 @@ START_TEST(test_info_and_f32_cache)
         ck_assert_str_eq(info.file_type, "F32");
         ck_assert_uint_eq(engine_model_type_mix(m, mix, 4), 1);
         ck_assert_uint_eq(mix[0].n_tensors, 2 + 2 * 9 + 1);
+        /* what a decoded token reads: per layer q, k, v, o, gate, up, down; the output
+         * matrix; one embedding row; the norms (F32 throughout) */
+        uint64_t layer = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128;
+        ck_assert_uint_eq(info.decode_bytes, 4 * (2 * layer + 64 * 200 + 64 + 64 * (1 + 2 * 2)));
 
         EngineContextParams p;
         EngineContext *c16, *c32;
