@@ -517,6 +517,10 @@ typedef struct MatmulJob {
         /* gemm_wide: xq holds F32 rows rounded through the vec_dot type */
         bool wide;
         WorkCursor *cursors; /* one per thread, reset to 0 */
+        /* makes token t's input row just before it is converted (the norm or SwiGLU
+         * before the product), in the same job: one pass and one barrier fewer */
+        void (*before)(void *userdata, size_t t);
+        void *before_data;
 } MatmulJob;
 
 #define MATMUL_CHUNKS_PER_THREAD 4
@@ -538,6 +542,8 @@ static void convert_job(void *userdata, unsigned ith, unsigned nth)
         size_t lo, hi;
         threadpool_split(j->n_tok, ith, nth, &lo, &hi);
         for (size_t t = lo; t < hi; t++) {
+                if (j->before)
+                        j->before(j->before_data, t);
                 if (j->wide) {
                         round_f16_row(j->x + t * j->x_row, (float *)j->xq + t * j->x_row, j->x_row);
                         continue;
@@ -648,13 +654,19 @@ static void matmul_job(void *userdata, unsigned ith, unsigned nth)
 /* out_i = x · w_i^T for weights sharing one input; weights are grouped by their dot
  * partner type so the input is converted once per group. */
 static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_tok,
-                   const Weight **ws, float **outs, size_t n_w)
+                   const Weight **ws, float **outs, size_t n_w,
+                   void (*before)(void *userdata, size_t t), void *before_data)
 {
         bool done[4] = {};
         for (size_t i = 0; i < n_w; i++) {
                 if (done[i])
                         continue;
-                MatmulJob j = {.n_tok = n_tok, .x = x, .x_row = ws[i]->ne0};
+                /* the first group's conversion makes the rows for all of them */
+                MatmulJob j = {.n_tok = n_tok,
+                               .x = x,
+                               .x_row = ws[i]->ne0,
+                               .before = i == 0 ? before : NULL,
+                               .before_data = before_data};
                 GgmlType vt = ggml_type_traits(ws[i]->type)->vec_dot_type;
                 for (size_t k = i; k < n_w; k++)
                         if (!done[k] && ggml_type_traits(ws[k]->type)->vec_dot_type == vt) {
@@ -695,20 +707,17 @@ static void matmul(ForwardState *s, ThreadPool *pool, const float *x, size_t n_t
         }
 }
 
-typedef struct SwigluJob {
+typedef struct SwigluRows {
         float *g;
         const float *u;
-        size_t n;
-} SwigluJob;
+        size_t n; /* per token */
+} SwigluRows;
 
-/* g = silu(g) * u, split across threads: for a prompt it is n_ff exponentials per token,
- * too many for one thread while the others wait. */
-static void swiglu_job(void *userdata, unsigned ith, unsigned nth)
+/* g = silu(g) * u for token t, before the down projection converts it */
+static void swiglu_row(void *userdata, size_t t)
 {
-        SwigluJob *j = userdata;
-        size_t lo, hi;
-        threadpool_split(j->n, ith, nth, &lo, &hi);
-        vm_silu_mul(j->g + lo, j->u + lo, hi - lo);
+        SwigluRows *j = userdata;
+        vm_silu_mul(j->g + t * j->n, j->u + t * j->n, j->n);
 }
 
 typedef struct AttnJob {
@@ -874,38 +883,27 @@ static void rope_apply(const ModelHParams *hp, const float *cs, float *x, size_t
                 }
 }
 
-typedef struct NormJob {
+typedef struct NormRows {
         float *x; /* residual stream, n x dim */
         const float *add; /* added to x first, or NULL */
         float *out; /* rms_norm(x) * w */
         const float *w;
-        size_t n, dim;
+        size_t dim;
         float eps;
-} NormJob;
+} NormRows;
 
-/* x += add; out = rms_norm(x) * w, token by token across threads. */
-static void norm_job(void *userdata, unsigned ith, unsigned nth)
+/* x += add; out = rms_norm(x) * w for token t, before the product that follows converts
+ * it */
+static void norm_row(void *userdata, size_t t)
 {
-        NormJob *j = userdata;
-        size_t lo, hi;
-        threadpool_split(j->n, ith, nth, &lo, &hi);
-        for (size_t t = lo; t < hi; t++) {
-                float *x = j->x + t * j->dim;
-                if (j->add) {
-                        const float *a = j->add + t * j->dim;
-                        for (size_t i = 0; i < j->dim; i++)
-                                x[i] += a[i];
-                }
-                rms_norm(j->out + t * j->dim, x, j->w, j->dim, j->eps);
+        NormRows *j = userdata;
+        float *x = j->x + t * j->dim;
+        if (j->add) {
+                const float *a = j->add + t * j->dim;
+                for (size_t i = 0; i < j->dim; i++)
+                        x[i] += a[i];
         }
-}
-
-static void run_norm(ThreadPool *pool, NormJob *j)
-{
-        if (j->n >= 4)
-                threadpool_run(pool, norm_job, j);
-        else
-                norm_job(j, 0, 1);
+        rms_norm(j->out + t * j->dim, x, j->w, j->dim, j->eps);
 }
 
 typedef struct QkvJob {
@@ -1023,19 +1021,15 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
 
                 {
                         /* the previous layer's feed-forward output joins the stream here */
-                        NormJob nj = {.x = s->x,
-                                      .add = il > 0 ? s->xb2 : NULL,
-                                      .out = s->xb,
-                                      .w = l->attn_norm,
-                                      .n = n,
-                                      .dim = dim,
-                                      .eps = hp->rms_eps};
-                        run_norm(pool, &nj);
-                }
-                {
+                        NormRows nr = {.x = s->x,
+                                       .add = il > 0 ? s->xb2 : NULL,
+                                       .out = s->xb,
+                                       .w = l->attn_norm,
+                                       .dim = dim,
+                                       .eps = hp->rms_eps};
                         const Weight *ws[3] = {&l->wq, &l->wk, &l->wv};
                         float *outs[3] = {s->q, s->k, s->v};
-                        matmul(s, pool, s->xb, n, ws, outs, 3);
+                        matmul(s, pool, s->xb, n, ws, outs, 3, norm_row, &nr);
                 }
                 {
                         QkvJob qj = {.m = m, .l = l, .s = s, .kv = kv, .b = b, .il = il};
@@ -1049,34 +1043,24 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                 {
                         const Weight *ws[1] = {&l->wo};
                         float *outs[1] = {s->xb2};
-                        matmul(s, pool, s->att, n, ws, outs, 1);
+                        matmul(s, pool, s->att, n, ws, outs, 1, NULL, NULL);
                 }
                 {
-                        NormJob nj = {.x = s->x,
-                                      .add = s->xb2,
-                                      .out = s->xb,
-                                      .w = l->ffn_norm,
-                                      .n = n,
-                                      .dim = dim,
-                                      .eps = hp->rms_eps};
-                        run_norm(pool, &nj);
-                }
-                {
+                        NormRows nr = {.x = s->x,
+                                       .add = s->xb2,
+                                       .out = s->xb,
+                                       .w = l->ffn_norm,
+                                       .dim = dim,
+                                       .eps = hp->rms_eps};
                         const Weight *ws[2] = {&l->w_gate, &l->w_up};
                         float *outs[2] = {s->hb, s->hb2};
-                        matmul(s, pool, s->xb, n, ws, outs, 2);
+                        matmul(s, pool, s->xb, n, ws, outs, 2, norm_row, &nr);
                 }
                 {
-                        SwigluJob sj = {.g = s->hb, .u = s->hb2, .n = n * hp->n_ff};
-                        if (n >= 4)
-                                threadpool_run(pool, swiglu_job, &sj);
-                        else
-                                swiglu_job(&sj, 0, 1);
-                }
-                {
+                        SwigluRows sr = {.g = s->hb, .u = s->hb2, .n = hp->n_ff};
                         const Weight *ws[1] = {&l->w_down};
                         float *outs[1] = {s->xb2};
-                        matmul(s, pool, s->hb, n, ws, outs, 1);
+                        matmul(s, pool, s->hb, n, ws, outs, 1, swiglu_row, &sr);
                 }
         }
         /* the last layer's feed-forward output */
@@ -1107,7 +1091,7 @@ int model_forward(const Model *m, ForwardState *s, ThreadPool *pool, KvCache *kv
                 if (n_out > 0) {
                         const Weight *ws[1] = {&m->output};
                         float *outs[1] = {logits};
-                        matmul(s, pool, s->xo, n_out, ws, outs, 1);
+                        matmul(s, pool, s->xo, n_out, ws, outs, 1, NULL, NULL);
                 }
         }
         return 0;
