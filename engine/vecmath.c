@@ -12,6 +12,7 @@
 #include "basic/macro.h"
 #include "engine/vecmath.h"
 
+#if defined(__x86_64__)
 static bool env_is_1(const char *name)
 {
         const char *e = getenv(name);
@@ -29,6 +30,7 @@ static bool use_avx512(void)
         }
         return c;
 }
+#endif
 
 static void silu_mul_ref(float *g, const float *u, size_t n)
 {

@@ -15,6 +15,8 @@ pkgs=(
   systemd avahi-daemon avahi-utils dbus iproute2 procps psmisc util-linux
   python3 python3-yaml unicode-data
   systemd-container debootstrap
+  # the engine cross-built for arm64 and run under qemu-user (suite engine-arm64)
+  gcc-aarch64-linux-gnu qemu-user-static
   # benchmarks
   hyperfine time fio cmake g++ git
 )
