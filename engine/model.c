@@ -488,13 +488,24 @@ int forward_state_new(const Model *m, size_t n_batch_max, size_t n_ctx, ForwardS
         return 0;
 }
 
+/* The sum of squares is taken in double as ggml does, in eight partial sums: one chain
+ * of dependent double additions cost four cycles an element (3% of an eight-sequence
+ * decoding step of the 110M model); eight independent ones vectorize. Reordering
+ * double additions of float squares moves the sum by about 1e-16 of itself. */
 static void rms_norm(float *out, const float *x, const float *w, size_t n, float eps)
 {
+        double part[8] = {};
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+                for (size_t k = 0; k < 8; k++)
+                        part[k] += (double)(x[i + k] * x[i + k]);
         double sum = 0.0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < 8; k++)
+                sum += part[k];
+        for (; i < n; i++)
                 sum += (double)(x[i] * x[i]);
         float scale = 1.0f / sqrtf((float)(sum / n) + eps);
-        for (size_t i = 0; i < n; i++)
+        for (i = 0; i < n; i++)
                 out[i] = x[i] * scale * w[i];
 }
 
