@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/macro.h"
 #include "engine/ggml-types.h"
 
 static const GgmlTypeTraits type_traits[GGML_TYPE_MAX_ID] = {
@@ -778,6 +779,86 @@ const char *ggml_kernels_isa(void)
         return want_avx512() ? "avx512" : want_avx2() ? "avx2" : "scalar";
 }
 
+/* The kernels each instruction set adds, one row per type; a field left NULL keeps what
+ * the set below it (or the reference) gave. */
+typedef struct KernelRow {
+        GgmlType type;
+        GgmlKernels k;
+} KernelRow;
+
+static const KernelRow avx2_rows[] = {
+        {GGML_TYPE_F32, {.vec_dot = ggml_vec_dot_f32_avx2}},
+        {GGML_TYPE_F16,
+         {.vec_dot = ggml_vec_dot_f16_avx2,
+          .vec_dot4 = ggml_vec_dot4_f16_avx2,
+          .from_float = ggml_fp32_to_fp16_row_avx2}},
+        {GGML_TYPE_Q8_0,
+         {.vec_dot = ggml_vec_dot_q8_0_q8_0_avx2,
+          .vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx2,
+          .from_float = ggml_quantize_row_q8_0_avx2}},
+        {GGML_TYPE_Q4_0,
+         {.vec_dot = ggml_vec_dot_q4_0_q8_0_avx2,
+          .vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx2,
+          .from_float = ggml_quantize_row_q8_0_avx2}},
+        {GGML_TYPE_Q4_K,
+         {.vec_dot = ggml_vec_dot_q4_K_q8_K_avx2,
+          .vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx2,
+          .from_float = ggml_quantize_row_q8_K_avx2}},
+        {GGML_TYPE_Q6_K,
+         {.vec_dot = ggml_vec_dot_q6_K_q8_K_avx2,
+          .vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx2,
+          .from_float = ggml_quantize_row_q8_K_avx2}},
+        {GGML_TYPE_Q5_K,
+         {.vec_dot = ggml_vec_dot_q5_K_q8_K_avx2,
+          .vec_dot4 = ggml_vec_dot4_q5_K_q8_K_avx2,
+          .from_float = ggml_quantize_row_q8_K_avx2}},
+        {GGML_TYPE_BF16,
+         {.vec_dot = ggml_vec_dot_bf16_avx2,
+          .vec_dot4 = ggml_vec_dot4_bf16_avx2,
+          .from_float = ggml_fp32_to_bf16_row_avx2}},
+};
+
+static const KernelRow avx512_rows[] = {
+        {GGML_TYPE_F16, {.vec_dot = ggml_vec_dot_f16_avx512, .vec_dot4 = ggml_vec_dot4_f16_avx512}},
+        {GGML_TYPE_Q8_0,
+         {.vec_dot = ggml_vec_dot_q8_0_q8_0_avx512, .vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx512}},
+        {GGML_TYPE_Q4_0,
+         {.vec_dot = ggml_vec_dot_q4_0_q8_0_avx512, .vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx512}},
+        {GGML_TYPE_Q4_K,
+         {.vec_dot = ggml_vec_dot_q4_K_q8_K_avx512, .vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx512}},
+        {GGML_TYPE_Q6_K,
+         {.vec_dot = ggml_vec_dot_q6_K_q8_K_avx512, .vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx512}},
+};
+
+static const KernelRow vnni_rows[] = {
+        {GGML_TYPE_F16, {.gemm4 = ggml_gemm4_f16_vnni, .gemm_wide = ggml_gemm_wide_f16_avx512}},
+        {GGML_TYPE_Q8_0,
+         {.gemm4 = ggml_gemm4_q8_0_q8_0_vnni, .gemm16 = ggml_gemm16_q8_0_q8_0_vnni}},
+        {GGML_TYPE_Q4_0,
+         {.gemm4 = ggml_gemm4_q4_0_q8_0_vnni, .gemm16 = ggml_gemm16_q4_0_q8_0_vnni}},
+        {GGML_TYPE_Q4_K,
+         {.gemm4 = ggml_gemm4_q4_K_q8_K_vnni, .gemm16 = ggml_gemm16_q4_K_q8_K_vnni}},
+};
+
+static void kernels_add(GgmlKernels *k, GgmlType type, const KernelRow *rows, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                const GgmlKernels *a = &rows[i].k;
+                if (rows[i].type != type)
+                        continue;
+#define TAKE(f)                                                                                    \
+        if (a->f)                                                                                  \
+        k->f = a->f
+                TAKE(vec_dot);
+                TAKE(vec_dot4);
+                TAKE(from_float);
+                TAKE(gemm4);
+                TAKE(gemm16);
+                TAKE(gemm_wide);
+#undef TAKE
+        }
+}
+
 int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
 {
         GgmlKernels k;
@@ -786,98 +867,12 @@ int ggml_kernels_get(GgmlType type, GgmlKernels *ret)
         r = ggml_kernels_get_reference(type, &k);
         if (r < 0)
                 return r;
-        if (want_avx2()) {
-                switch (type) {
-                case GGML_TYPE_F32:
-                        k.vec_dot = ggml_vec_dot_f32_avx2;
-                        break;
-                case GGML_TYPE_F16:
-                        k.vec_dot = ggml_vec_dot_f16_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_f16_avx2;
-                        k.from_float = ggml_fp32_to_fp16_row_avx2;
-                        break;
-                case GGML_TYPE_Q8_0:
-                        k.vec_dot = ggml_vec_dot_q8_0_q8_0_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx2;
-                        k.from_float = ggml_quantize_row_q8_0_avx2;
-                        break;
-                case GGML_TYPE_Q4_0:
-                        k.vec_dot = ggml_vec_dot_q4_0_q8_0_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx2;
-                        k.from_float = ggml_quantize_row_q8_0_avx2;
-                        break;
-                case GGML_TYPE_Q4_K:
-                        k.vec_dot = ggml_vec_dot_q4_K_q8_K_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx2;
-                        k.from_float = ggml_quantize_row_q8_K_avx2;
-                        break;
-                case GGML_TYPE_Q6_K:
-                        k.vec_dot = ggml_vec_dot_q6_K_q8_K_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx2;
-                        k.from_float = ggml_quantize_row_q8_K_avx2;
-                        break;
-                case GGML_TYPE_Q5_K:
-                        k.vec_dot = ggml_vec_dot_q5_K_q8_K_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_q5_K_q8_K_avx2;
-                        k.from_float = ggml_quantize_row_q8_K_avx2;
-                        break;
-                case GGML_TYPE_BF16:
-                        k.vec_dot = ggml_vec_dot_bf16_avx2;
-                        k.vec_dot4 = ggml_vec_dot4_bf16_avx2;
-                        k.from_float = ggml_fp32_to_bf16_row_avx2;
-                        break;
-                default:
-                        break;
-                }
-        }
-        if (want_avx512()) {
-                switch (type) {
-                case GGML_TYPE_F16:
-                        k.vec_dot = ggml_vec_dot_f16_avx512;
-                        k.vec_dot4 = ggml_vec_dot4_f16_avx512;
-                        break;
-                case GGML_TYPE_Q8_0:
-                        k.vec_dot4 = ggml_vec_dot4_q8_0_q8_0_avx512;
-                        k.vec_dot = ggml_vec_dot_q8_0_q8_0_avx512;
-                        break;
-                case GGML_TYPE_Q4_0:
-                        k.vec_dot4 = ggml_vec_dot4_q4_0_q8_0_avx512;
-                        k.vec_dot = ggml_vec_dot_q4_0_q8_0_avx512;
-                        break;
-                case GGML_TYPE_Q4_K:
-                        k.vec_dot4 = ggml_vec_dot4_q4_K_q8_K_avx512;
-                        k.vec_dot = ggml_vec_dot_q4_K_q8_K_avx512;
-                        break;
-                case GGML_TYPE_Q6_K:
-                        k.vec_dot4 = ggml_vec_dot4_q6_K_q8_K_avx512;
-                        k.vec_dot = ggml_vec_dot_q6_K_q8_K_avx512;
-                        break;
-                default:
-                        break;
-                }
-        }
-        if (want_vnni()) {
-                switch (type) {
-                case GGML_TYPE_F16:
-                        k.gemm4 = ggml_gemm4_f16_vnni;
-                        k.gemm_wide = ggml_gemm_wide_f16_avx512;
-                        break;
-                case GGML_TYPE_Q8_0:
-                        k.gemm4 = ggml_gemm4_q8_0_q8_0_vnni;
-                        k.gemm16 = ggml_gemm16_q8_0_q8_0_vnni;
-                        break;
-                case GGML_TYPE_Q4_0:
-                        k.gemm4 = ggml_gemm4_q4_0_q8_0_vnni;
-                        k.gemm16 = ggml_gemm16_q4_0_q8_0_vnni;
-                        break;
-                case GGML_TYPE_Q4_K:
-                        k.gemm4 = ggml_gemm4_q4_K_q8_K_vnni;
-                        k.gemm16 = ggml_gemm16_q4_K_q8_K_vnni;
-                        break;
-                default:
-                        break;
-                }
-        }
+        if (want_avx2())
+                kernels_add(&k, type, avx2_rows, ELEMENTSOF(avx2_rows));
+        if (want_avx512())
+                kernels_add(&k, type, avx512_rows, ELEMENTSOF(avx512_rows));
+        if (want_vnni())
+                kernels_add(&k, type, vnni_rows, ELEMENTSOF(vnni_rows));
         *ret = k;
         return 0;
 }
