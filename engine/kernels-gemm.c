@@ -408,8 +408,17 @@ gemm16_q8(size_t nb, const uint8_t *px, const uint8_t *vy, size_t ys, const int3
                 acc[t] = _mm512_setzero_ps();
         for (size_t i = 0; i < nb; i++) {
                 const uint8_t *b = px + i * bs;
-                for (size_t l = 0; l < bs; l += 64) /* as in gemm16_q4k */
+                /* decoding streams the weights from memory: ask for them four blocks
+                 * ahead into L1 and, for four tokens or more, sixteen blocks ahead into
+                 * L2 (eight sequences: Q4_0 +17% on the 110M model, +38% on the 1B; Q8_0
+                 * +20%, +13%; for one token or two or three it did not pay, and the same
+                 * in the Q4_K kernel cost 8-29%). Past the end it is harmless:
+                 * prefetches do not fault. */
+                for (size_t l = 0; l < bs; l += 64) {
                         _mm_prefetch((const char *)(b + 4 * bs + l), _MM_HINT_T0);
+                        if (T >= 4)
+                                _mm_prefetch((const char *)(b + 16 * bs + l), _MM_HINT_T1);
+                }
                 __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
                 __m512i w[8];
                 if (q4)
