@@ -614,6 +614,39 @@ static int symbols_from_buf(Session *s, size_t start)
         return 0;
 }
 
+/* Merges the session's symbols pair by pair, best first: try_bigram offers the pair
+ * (left, right) to the heap when the vocabulary can merge it (SentencePiece by score,
+ * BPE by merge rank), and each merge offers the new symbol with its neighbours. */
+static int merge_symbols(Session *s, int (*try_bigram)(Session *s, int32_t left, int32_t right))
+{
+        int r;
+
+        s->heap.n = 0;
+        for (size_t i = 1; i < s->n_sym; i++) {
+                r = try_bigram(s, (int32_t)i - 1, (int32_t)i);
+                if (r < 0)
+                        return r;
+        }
+        while (s->heap.n > 0) {
+                Bigram b = heap_pop(&s->heap);
+                Symbol *l = &s->sym[b.left], *rt = &s->sym[b.right];
+                if (l->n == 0 || rt->n == 0 || l->n + rt->n != b.size)
+                        continue;
+                l->n += rt->n;
+                rt->n = 0;
+                l->next = rt->next;
+                if (rt->next >= 0)
+                        s->sym[rt->next].prev = b.left;
+                r = try_bigram(s, l->prev, b.left);
+                if (r < 0)
+                        return r;
+                r = try_bigram(s, b.left, s->sym[b.left].next);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int spm_try_bigram(Session *s, int32_t left, int32_t right)
 {
         const Tokenizer *t = s->t;
@@ -639,29 +672,9 @@ static int spm_tokenize(Session *s)
         r = symbols_from_buf(s, 0);
         if (r < 0)
                 return r;
-        s->heap.n = 0;
-        for (size_t i = 1; i < s->n_sym; i++) {
-                r = spm_try_bigram(s, (int32_t)i - 1, (int32_t)i);
-                if (r < 0)
-                        return r;
-        }
-        while (s->heap.n > 0) {
-                Bigram b = heap_pop(&s->heap);
-                Symbol *l = &s->sym[b.left], *rt = &s->sym[b.right];
-                if (l->n == 0 || rt->n == 0 || l->n + rt->n != b.size)
-                        continue;
-                l->n += rt->n;
-                rt->n = 0;
-                l->next = rt->next;
-                if (rt->next >= 0)
-                        s->sym[rt->next].prev = b.left;
-                r = spm_try_bigram(s, l->prev, b.left);
-                if (r < 0)
-                        return r;
-                r = spm_try_bigram(s, b.left, s->sym[b.left].next);
-                if (r < 0)
-                        return r;
-        }
+        r = merge_symbols(s, spm_try_bigram);
+        if (r < 0)
+                return r;
         /* Every merged symbol is a token; single characters that are not fall back to
          * byte tokens (or <unk> when the vocabulary has no such byte). */
         for (int32_t i = s->n_sym > 0 ? 0 : -1; i >= 0; i = s->sym[i].next) {
@@ -735,29 +748,9 @@ static int bpe_word(Session *s)
         r = symbols_from_buf(s, 0);
         if (r < 0)
                 return r;
-        s->heap.n = 0;
-        for (size_t i = 1; i < s->n_sym; i++) {
-                r = bpe_try_bigram(s, (int32_t)i - 1, (int32_t)i);
-                if (r < 0)
-                        return r;
-        }
-        while (s->heap.n > 0) {
-                Bigram b = heap_pop(&s->heap);
-                Symbol *l = &s->sym[b.left], *rt = &s->sym[b.right];
-                if (l->n == 0 || rt->n == 0 || l->n + rt->n != b.size)
-                        continue;
-                l->n += rt->n;
-                rt->n = 0;
-                l->next = rt->next;
-                if (rt->next >= 0)
-                        s->sym[rt->next].prev = b.left;
-                r = bpe_try_bigram(s, l->prev, b.left);
-                if (r < 0)
-                        return r;
-                r = bpe_try_bigram(s, b.left, s->sym[b.left].next);
-                if (r < 0)
-                        return r;
-        }
+        r = merge_symbols(s, bpe_try_bigram);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < s->n_sym; i++) {
                 const Symbol *sy = &s->sym[i];
                 if (sy->n == 0)
