@@ -416,11 +416,32 @@ float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
         return hsum_ps(acc) - summ;
 }
 
+/* One half of a Q6_K block, 128 six-bit values as four registers of 32 unsigned bytes
+ * (0..63; the -32 comes in with the products): low nibbles from ql, two high bits each
+ * from qh. */
+static inline void unpack_q6_K(const uint8_t *ql, const uint8_t *qh, __m256i v[4])
+{
+        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+        v[1] = _mm256_or_si256(
+                _mm256_and_si256(l1, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+        v[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+        v[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+}
+
 float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
 {
         const BlockQ6_K *x = vx;
         const BlockQ8_K *y = vy;
-        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
         const __m256i m32 = _mm256_set1_epi8(32);
         __m256 acc = _mm256_setzero_ps();
 
@@ -430,24 +451,8 @@ float ggml_vec_dot_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
                 __m256i isum = _mm256_setzero_si256();
 
                 for (int h = 0; h < 2; h++) {
-                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
                         __m256i v[4];
-                        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-                        v[1] = _mm256_or_si256(
-                                _mm256_and_si256(l1, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
-                                                  4));
-                        v[2] = _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
-                                                  4));
-                        v[3] = _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
-                                                  4));
+                        unpack_q6_K(ql, qh, v);
                         for (int k = 0; k < 4; k++) {
                                 __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                                 __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yv),
@@ -632,7 +637,6 @@ void ggml_vec_dot4_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
 void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
 {
         const BlockQ6_K *x = vx;
-        const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
         const __m256i m32 = _mm256_set1_epi8(32);
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                          _mm256_setzero_ps()};
@@ -643,24 +647,8 @@ void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                 __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                                    _mm256_setzero_si256(), _mm256_setzero_si256()};
                 for (int h = 0; h < 2; h++) {
-                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
                         __m256i v[4], s[4];
-                        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-                        v[1] = _mm256_or_si256(
-                                _mm256_and_si256(l1, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
-                                                  4));
-                        v[2] = _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
-                                                  4));
-                        v[3] = _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
-                                                  4));
+                        unpack_q6_K(ql, qh, v);
                         for (int q = 0; q < 4; q++)
                                 s[q] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * q + 1]),
                                                         _mm_set1_epi16(sc[2 * q]));
