@@ -25,30 +25,14 @@
 #include "basic/alloc-util.h"
 #include "basic/fd-util.h"
 #include "basic/string-util.h"
+#include "exec-test-util.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
 
-static char workdir[] = "/tmp/test-agent-exec-root-XXXXXX";
 static uid_t nobody_uid;
 static gid_t nobody_gid;
-
-static void setup(void)
-{
-        ck_assert_ptr_nonnull(mkdtemp(workdir));
-        ck_assert_int_eq(chmod(workdir, 0755), 0);
-}
-
-static void teardown(void)
-{
-        (void)rm_rf(workdir);
-}
-
-static ExecSpec spec_for(char *const *argv)
-{
-        return (ExecSpec){.argv = argv, .workdir = workdir};
-}
 
 static ExecSpec spec_nobody(char *const *argv)
 {
@@ -57,20 +41,6 @@ static ExecSpec spec_nobody(char *const *argv)
         s.uid = nobody_uid;
         s.gid = nobody_gid;
         return s;
-}
-
-typedef struct Result {
-        char *out, *err;
-        size_t out_n, err_n, out_cap, err_cap;
-        siginfo_t si;
-        struct rusage ru;
-} Result;
-
-static void result_clear(Result *r)
-{
-        free(r->out);
-        free(r->err);
-        *r = (Result){};
 }
 
 static void wait_child(ExecProcess *p, siginfo_t *si, struct rusage *ru)
@@ -231,31 +201,7 @@ START_TEST(test_pdeathsig_after_change_user)
 {
         /* The kernel clears the parent-death signal when the credentials change: it
          * must be set after setuid(). */
-        int fds[2], status;
-        pid_t mid, task;
-
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-        mid = fork();
-        ck_assert_int_ge(mid, 0);
-        if (mid == 0) {
-                char *argv[] = {"sleep", "100", NULL};
-                ExecSpec s = spec_nobody(argv);
-                ExecProcess p = EXEC_PROCESS_NULL;
-                if (exec_spawn(&s, &p) < 0)
-                        _exit(1);
-                if (write(fds[1], &p.pid, sizeof(p.pid)) != sizeof(p.pid))
-                        _exit(2);
-                _exit(0);
-        }
-        close(fds[1]);
-        ck_assert_int_eq(read(fds[0], &task, sizeof(task)), sizeof(task));
-        close(fds[0]);
-        ck_assert_int_eq(waitpid(mid, &status, 0), mid);
-        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        ck_assert_int_eq(waitpid(task, &status, 0), task);
-        ck_assert(WIFSIGNALED(status));
-        ck_assert_int_eq(WTERMSIG(status), SIGKILL);
+        assert_task_dies_with_spawner(spec_nobody);
 }
 END_TEST
 
@@ -568,20 +514,6 @@ START_TEST(test_find_cgroup_and_oom)
         result_clear(&res);
 }
 END_TEST
-
-static unsigned count_fds(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-        struct dirent *de;
-
-        ck_assert_ptr_nonnull(d);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
-}
 
 static unsigned count_subdirs(const char *dir)
 {

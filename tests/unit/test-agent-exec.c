@@ -19,42 +19,11 @@
 #include "basic/fd-util.h"
 #include "basic/string-util.h"
 #include "basic/strv.h"
+#include "exec-test-util.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
-
-typedef struct Result {
-        char *out, *err;
-        size_t out_n, err_n, out_cap, err_cap;
-        siginfo_t si;
-        struct rusage ru;
-} Result;
-
-static void result_clear(Result *r)
-{
-        free(r->out);
-        free(r->err);
-        *r = (Result){};
-}
-
-static char workdir[] = "/tmp/test-agent-exec-XXXXXX";
-
-static void setup(void)
-{
-        ck_assert_ptr_nonnull(mkdtemp(workdir));
-        ck_assert_int_eq(chmod(workdir, 0755), 0);
-}
-
-static void teardown(void)
-{
-        (void)rm_rf(workdir);
-}
-
-static ExecSpec spec_for(char *const *argv)
-{
-        return (ExecSpec){.argv = argv, .workdir = workdir};
-}
 
 static void append(char **buf, size_t *n, size_t *cap, const char *data, size_t k)
 {
@@ -167,20 +136,6 @@ static void assert_exited(const Result *r, int code)
 {
         ck_assert_int_eq(r->si.si_code, CLD_EXITED);
         ck_assert_int_eq(r->si.si_status, code);
-}
-
-static unsigned count_fds(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-        struct dirent *de;
-
-        ck_assert_ptr_nonnull(d);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
 }
 
 /* No child of ours is left unreaped. */
@@ -892,34 +847,7 @@ END_TEST
 
 START_TEST(test_pdeathsig)
 {
-        /* An intermediate process spawns a task and dies: the task gets SIGKILL. We are
-         * the subreaper, so the orphan comes to us and we see how it ended. */
-        int fds[2];
-        pid_t mid, task;
-        int status;
-
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-        ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-        mid = fork();
-        ck_assert_int_ge(mid, 0);
-        if (mid == 0) {
-                char *argv[] = {"sleep", "100", NULL};
-                ExecSpec s = spec_for(argv);
-                ExecProcess p = EXEC_PROCESS_NULL;
-                if (exec_spawn(&s, &p) < 0)
-                        _exit(1);
-                if (write(fds[1], &p.pid, sizeof(p.pid)) != sizeof(p.pid))
-                        _exit(2);
-                _exit(0);
-        }
-        close(fds[1]);
-        ck_assert_int_eq(read(fds[0], &task, sizeof(task)), sizeof(task));
-        close(fds[0]);
-        ck_assert_int_eq(waitpid(mid, &status, 0), mid);
-        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        ck_assert_int_eq(waitpid(task, &status, 0), task);
-        ck_assert(WIFSIGNALED(status));
-        ck_assert_int_eq(WTERMSIG(status), SIGKILL);
+        assert_task_dies_with_spawner(spec_for);
 }
 END_TEST
 
