@@ -335,40 +335,6 @@ static inline __m128i widen8(const uint8_t *b)
         return _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)v));
 }
 
-float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
-{
-        const BlockQ4_K *x = vx;
-        const BlockQ8_K *y = vy;
-        const __m256i mask = _mm256_set1_epi8(0xF);
-        __m256 acc = _mm256_setzero_ps();
-        float summ = 0.0f;
-
-        for (size_t i = 0; i < n / QK_K; i++) {
-                uint8_t sc[8], m[8];
-                scales_mins_k4(x[i].scales, sc, m);
-                int summs = mins_dot_pairs(widen8(m), y[i].bsums);
-                float yd = y[i].d;
-                summ += f16(x[i].dmin) * yd * summs;
-
-                __m256i isum = _mm256_setzero_si256();
-                for (int j = 0; j < 4; j++) {
-                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-                        __m256i lo = _mm256_and_si256(q4, mask);
-                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
-                        __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-                        __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
-                                                       _mm256_set1_epi16(sc[2 * j]));
-                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
-                                                       _mm256_set1_epi16(sc[2 * j + 1]));
-                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-                }
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * yd), _mm256_cvtepi32_ps(isum),
-                                      acc);
-        }
-        return hsum_ps(acc) - summ;
-}
-
 /* Q5_K: Q4_K's nibbles plus a fifth bit from qh (bit 2j for the low nibbles of the
  * j-th 32-byte group, bit 2j+1 for the high ones), values 0..31. */
 static inline void unpack_q5_K(const BlockQ5_K *b, int j, __m256i hb, __m256i *lo, __m256i *hi)
@@ -382,38 +348,84 @@ static inline void unpack_q5_K(const BlockQ5_K *b, int j, __m256i hb, __m256i *l
         *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), h1);
 }
 
-float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+/* Q4_K and Q5_K share the block head (d, dmin, scales) and everything but the fifth
+ * bit, so one kernel serves both; q5 is a constant, and each instance compiles to its
+ * own loop. */
+_Static_assert(offsetof(BlockQ5_K, d) == offsetof(BlockQ4_K, d) &&
+                       offsetof(BlockQ5_K, dmin) == offsetof(BlockQ4_K, dmin) &&
+                       offsetof(BlockQ5_K, scales) == offsetof(BlockQ4_K, scales),
+               "Q4_K and Q5_K blocks start alike");
+
+static inline const BlockQ4_K *k_head(const void *vx, size_t i, const bool q5)
 {
-        const BlockQ5_K *x = vx;
+        return q5 ? (const BlockQ4_K *)(const void *)((const BlockQ5_K *)vx + i)
+                  : (const BlockQ4_K *)vx + i;
+}
+
+static inline __m256i k_high_bits(const void *vx, size_t i, const bool q5)
+{
+        return q5 ? _mm256_loadu_si256((const __m256i *)((const BlockQ5_K *)vx)[i].qh)
+                  : _mm256_setzero_si256();
+}
+
+/* The j-th 32-byte group of block i as low and high values (unsigned bytes); hb (Q5_K's
+ * qh) moves on to the next group's bits. */
+static inline __attribute__((always_inline)) void
+k_values(const void *vx, size_t i, int j, __m256i *hb, __m256i *lo, __m256i *hi, const bool q5)
+{
+        if (q5) {
+                unpack_q5_K((const BlockQ5_K *)vx + i, j, *hb, lo, hi);
+                *hb = _mm256_srli_epi16(*hb, 2);
+                return;
+        }
+        const __m256i mask = _mm256_set1_epi8(0xF);
+        __m256i q4 = _mm256_loadu_si256((const __m256i *)(((const BlockQ4_K *)vx)[i].qs + 32 * j));
+        *lo = _mm256_and_si256(q4, mask);
+        *hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+}
+
+static inline __attribute__((always_inline)) float dot_k(size_t n, const void *vx, const void *vy,
+                                                         const bool q5)
+{
         const BlockQ8_K *y = vy;
         __m256 acc = _mm256_setzero_ps();
         float summ = 0.0f;
 
         for (size_t i = 0; i < n / QK_K; i++) {
+                const BlockQ4_K *h = k_head(vx, i, q5);
                 uint8_t sc[8], m[8];
-                scales_mins_k4(x[i].scales, sc, m);
+                scales_mins_k4(h->scales, sc, m);
                 float yd = y[i].d;
-                summ += f16(x[i].dmin) * yd * mins_dot_pairs(widen8(m), y[i].bsums);
+                summ += f16(h->dmin) * yd * mins_dot_pairs(widen8(m), y[i].bsums);
 
-                __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
+                __m256i hb = k_high_bits(vx, i, q5);
                 __m256i isum = _mm256_setzero_si256();
                 for (int j = 0; j < 4; j++) {
                         __m256i lo, hi;
-                        unpack_q5_K(&x[i], j, hb, &lo, &hi);
+                        k_values(vx, i, j, &hb, &lo, &hi, q5);
                         __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
                         __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-                        /* 31 * 127 * 2 fits in 16 bits */
+                        /* Q5_K: 31 * 127 * 2 fits in 16 bits */
                         __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
                                                        _mm256_set1_epi16(sc[2 * j]));
                         __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
                                                        _mm256_set1_epi16(sc[2 * j + 1]));
                         isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-                        hb = _mm256_srli_epi16(hb, 2);
                 }
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * yd), _mm256_cvtepi32_ps(isum),
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(h->d) * yd), _mm256_cvtepi32_ps(isum),
                                       acc);
         }
         return hsum_ps(acc) - summ;
+}
+
+float ggml_vec_dot_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+{
+        return dot_k(n, vx, vy, false);
+}
+
+float ggml_vec_dot_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy)
+{
+        return dot_k(n, vx, vy, true);
 }
 
 /* One half of a Q6_K block, 128 six-bit values as four registers of 32 unsigned bytes
@@ -542,18 +554,18 @@ void ggml_vec_dot4_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy, size
         DOT4_Q8_BLOCKS(_mm256_sub_epi8(unpack_q4_0(x[i].qs), off), f16(x[i].d))
 }
 
-void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+static inline __attribute__((always_inline)) void dot4_k(size_t n, const void *vx, const void *vy,
+                                                         size_t ys, float *out, const bool q5)
 {
-        const BlockQ4_K *x = vx;
-        const __m256i mask = _mm256_set1_epi8(0xF);
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                          _mm256_setzero_ps()};
         float summ[4] = {};
 
         for (size_t i = 0; i < n / QK_K; i++) {
+                const BlockQ4_K *h = k_head(vx, i, q5);
                 uint8_t sc[8], m[8];
-                scales_mins_k4(x[i].scales, sc, m);
-                float d = f16(x[i].d), dmin = f16(x[i].dmin);
+                scales_mins_k4(h->scales, sc, m);
+                float d = f16(h->d), dmin = f16(h->dmin);
                 __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                                    _mm256_setzero_si256(), _mm256_setzero_si256()};
                 __m128i m16 = widen8(m);
@@ -561,10 +573,10 @@ void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                         const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
                         summ[k] += dmin * yb->d * mins_dot_pairs(m16, yb->bsums);
                 }
+                __m256i hb = k_high_bits(vx, i, q5);
                 for (int j = 0; j < 4; j++) {
-                        __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-                        __m256i lo = _mm256_and_si256(q4, mask);
-                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
+                        __m256i lo, hi;
+                        k_values(vx, i, j, &hb, &lo, &hi, q5);
                         __m256i s0 = _mm256_set1_epi16(sc[2 * j]),
                                 s1 = _mm256_set1_epi16(sc[2 * j + 1]);
                         for (int k = 0; k < 4; k++) {
@@ -588,50 +600,14 @@ void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size
                 out[k] = hsum_ps(acc[k]) - summ[k];
 }
 
+void ggml_vec_dot4_q4_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
+{
+        dot4_k(n, vx, vy, ys, out, false);
+}
+
 void ggml_vec_dot4_q5_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
 {
-        const BlockQ5_K *x = vx;
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                         _mm256_setzero_ps()};
-        float summ[4] = {};
-
-        for (size_t i = 0; i < n / QK_K; i++) {
-                uint8_t sc[8], m[8];
-                scales_mins_k4(x[i].scales, sc, m);
-                float d = f16(x[i].d), dmin = f16(x[i].dmin);
-                __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
-                                   _mm256_setzero_si256(), _mm256_setzero_si256()};
-                __m128i m16 = widen8(m);
-                for (int k = 0; k < 4; k++) {
-                        const BlockQ8_K *yb = Y(k, BlockQ8_K) + i;
-                        summ[k] += dmin * yb->d * mins_dot_pairs(m16, yb->bsums);
-                }
-                __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
-                for (int j = 0; j < 4; j++) {
-                        __m256i lo, hi;
-                        unpack_q5_K(&x[i], j, hb, &lo, &hi);
-                        __m256i s0 = _mm256_set1_epi16(sc[2 * j]),
-                                s1 = _mm256_set1_epi16(sc[2 * j + 1]);
-                        for (int k = 0; k < 4; k++) {
-                                const int8_t *q8 = (Y(k, BlockQ8_K) + i)->qs + 64 * j;
-                                __m256i p0 = _mm256_madd_epi16(
-                                        _mm256_maddubs_epi16(
-                                                lo, _mm256_loadu_si256((const __m256i *)q8)),
-                                        s0);
-                                __m256i p1 = _mm256_madd_epi16(
-                                        _mm256_maddubs_epi16(
-                                                hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
-                                        s1);
-                                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(p0, p1));
-                        }
-                        hb = _mm256_srli_epi16(hb, 2);
-                }
-                for (int k = 0; k < 4; k++)
-                        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * (Y(k, BlockQ8_K) + i)->d),
-                                                 _mm256_cvtepi32_ps(isum[k]), acc[k]);
-        }
-        for (int k = 0; k < 4; k++)
-                out[k] = hsum_ps(acc[k]) - summ[k];
+        dot4_k(n, vx, vy, ys, out, true);
 }
 
 void ggml_vec_dot4_q6_K_q8_K_avx2(size_t n, const void *vx, const void *vy, size_t ys, float *out)
