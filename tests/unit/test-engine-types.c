@@ -462,9 +462,6 @@ START_TEST(test_gemm_wide_f16)
 
         if (!ggml_cpu_has_avx512_vnni())
                 return;
-        GgmlKernels k;
-        ck_assert_int_eq(ggml_kernels_get(GGML_TYPE_F16, &k), 0);
-        ck_assert_ptr_nonnull(k.gemm_wide);
         for (size_t z = 0; z < ELEMENTSOF(sizes); z++) {
                 size_t n = sizes[z];
                 for (int r = 0; r < 3; r++)
@@ -480,7 +477,8 @@ START_TEST(test_gemm_wide_f16)
                                 float out[8 * OS];
                                 for (size_t i = 0; i < ELEMENTSOF(out); i++)
                                         out[i] = -1234.0f;
-                                k.gemm_wide(n, x, sizeof(x[0]), nr, y, YS, nt, out, OS);
+                                ggml_gemm_wide_f16_avx512(n, x, sizeof(x[0]), nr, y, YS, nt, out,
+                                                          OS);
                                 for (size_t t = 0; t < 8; t++)
                                         for (size_t r = 0; r < OS; r++) {
                                                 float got = out[t * OS + r];
