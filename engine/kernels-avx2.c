@@ -36,6 +36,8 @@ bool ggml_cpu_has_avx2(void)
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
+#include "engine/kernels-x86.h"
+
 static inline float hsum_ps(__m256 v)
 {
         __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -56,11 +58,6 @@ static inline __m256i dot_i8(__m256i x, __m256i y)
         __m256i ax = _mm256_sign_epi8(x, x);
         __m256i sy = _mm256_sign_epi8(y, x);
         return sum_i16_pairs(_mm256_maddubs_epi16(ax, sy));
-}
-
-static inline float f16(ggml_fp16_t h)
-{
-        return _cvtsh_ss(h);
 }
 
 /* The float-like types (F32, F16, BF16) share one dot product: LOAD widens 8 elements
@@ -281,14 +278,6 @@ float ggml_vec_dot_q8_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
         return hsum_ps(acc);
 }
 
-static inline __m256i unpack_q4_0(const uint8_t *qs)
-{
-        __m128i b = _mm_loadu_si128((const __m128i *)qs);
-        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
-        return _mm256_set_m128i(hi, lo);
-}
-
 float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
 {
         const BlockQ4_0 *x = vx;
@@ -302,19 +291,6 @@ float ggml_vec_dot_q4_0_q8_0_avx2(size_t n, const void *vx, const void *vy)
                 acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
         }
         return hsum_ps(acc);
-}
-
-/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes (word operations). */
-static inline void scales_mins_k4(const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-        uint32_t u0, u1, u2;
-        memcpy(&u0, q, 4);
-        memcpy(&u1, q + 4, 4);
-        memcpy(&u2, q + 8, 4);
-        uint32_t w[4] = {u0 & 0x3f3f3f3fu, (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u),
-                         u1 & 0x3f3f3f3fu, ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)};
-        memcpy(sc, w, 8);
-        memcpy(m, w + 2, 8);
 }
 
 /* sum_j m[j] * (bsums[2j] + bsums[2j+1]) with the pair sums formed first. */
@@ -393,8 +369,9 @@ static inline __attribute__((always_inline)) float dot_k(size_t n, const void *v
 
         for (size_t i = 0; i < n / QK_K; i++) {
                 const BlockQ4_K *h = k_head(vx, i, q5);
-                uint8_t sc[8], m[8];
-                scales_mins_k4(h->scales, sc, m);
+                uint64_t sc8, m8;
+                scales_mins_k4(h->scales, &sc8, &m8);
+                const uint8_t *sc = (const uint8_t *)&sc8, *m = (const uint8_t *)&m8;
                 float yd = y[i].d;
                 summ += f16(h->dmin) * yd * mins_dot_pairs(widen8(m), y[i].bsums);
 
@@ -563,8 +540,9 @@ static inline __attribute__((always_inline)) void dot4_k(size_t n, const void *v
 
         for (size_t i = 0; i < n / QK_K; i++) {
                 const BlockQ4_K *h = k_head(vx, i, q5);
-                uint8_t sc[8], m[8];
-                scales_mins_k4(h->scales, sc, m);
+                uint64_t sc8, m8;
+                scales_mins_k4(h->scales, &sc8, &m8);
+                const uint8_t *sc = (const uint8_t *)&sc8, *m = (const uint8_t *)&m8;
                 float d = f16(h->d), dmin = f16(h->dmin);
                 __m256i isum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                                    _mm256_setzero_si256(), _mm256_setzero_si256()};

@@ -30,23 +30,10 @@ bool ggml_cpu_has_avx512(void)
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")
 #endif
 
+#define KERNELS_X86_AVX512
+#include "engine/kernels-x86.h"
+
 #define Y(k, T) ((const T *)((const uint8_t *)vy + (k)*ys))
-
-static inline float f16(ggml_fp16_t h)
-{
-        return _cvtsh_ss(h);
-}
-
-static inline __m512i join256(__m256i lo, __m256i hi)
-{
-        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-static inline __m512 scale2(float a, float b)
-{
-        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),
-                                                   _mm256_castps_pd(_mm256_set1_ps(b)), 1));
-}
 
 /* Two Q8_0-partnered blocks at a time: qx holds 64 signed weights. */
 static inline __attribute__((always_inline)) void dot_pair(__m512i qx, float dx0, float dx1,
@@ -65,14 +52,6 @@ static inline __attribute__((always_inline)) void dot_pair(__m512i qx, float dx0
                 acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
                                          scale2(dx0 * f16(y[0].d), dx1 * f16(y[1].d)), acc[k]);
         }
-}
-
-static inline __m256i unpack_q4_0(const uint8_t *qs)
-{
-        __m128i b = _mm_loadu_si128((const __m128i *)qs);
-        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
-        return _mm256_set_m128i(hi, lo);
 }
 
 static inline __attribute__((always_inline)) void
@@ -146,21 +125,6 @@ float ggml_vec_dot_q8_0_q8_0_avx512(size_t n, const void *vx, const void *vy)
 
 /* The low and high nibbles of 32 bytes are the weights of 64 consecutive values, and the
  * matching 64 activation bytes are contiguous: one 512-bit product per 64 values. */
-/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes, with 32-bit word
- * operations instead of a byte loop. */
-static inline void scales_mins_k4(const uint8_t *q, uint64_t *ret_sc, uint64_t *ret_m)
-{
-        uint32_t u0, u1, u2;
-        memcpy(&u0, q, 4);
-        memcpy(&u1, q + 4, 4);
-        memcpy(&u2, q + 8, 4);
-        uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
-        uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
-        uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
-        *ret_sc = sc_lo | (uint64_t)sc_hi << 32;
-        *ret_m = m_lo | (uint64_t)m_hi << 32;
-}
-
 static inline __attribute__((always_inline)) void
 q4_K_rows(size_t n, const void *vx, const void *vy, size_t ys, float *out, const int R)
 {

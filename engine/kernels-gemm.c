@@ -35,36 +35,14 @@ bool ggml_cpu_has_avx512_vnni(void)
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 
+#define KERNELS_X86_AVX512
+#include "engine/kernels-x86.h"
+
 /* An unaligned 32-bit load the compiler may fold into a broadcast operand ({1to16}). */
 typedef int32_t __attribute__((aligned(1), may_alias)) i32u;
 
 #define ROW(r, T) ((const T *)((const uint8_t *)vx + (r)*xs))
 #define TOK(t, T) ((const T *)((const uint8_t *)vy + (t)*ys))
-
-static inline float f16(ggml_fp16_t h)
-{
-        return _cvtsh_ss(h);
-}
-
-static inline __m512i join256(__m256i lo, __m256i hi)
-{
-        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* a in the lower eight lanes, b in the upper eight */
-static inline __m512 scale2(float a, float b)
-{
-        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),
-                                                   _mm256_castps_pd(_mm256_set1_ps(b)), 1));
-}
-
-static inline __m256i unpack_q4_0(const uint8_t *qs)
-{
-        __m128i b = _mm_loadu_si128((const __m128i *)qs);
-        __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0xF));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0xF));
-        return _mm256_set_m128i(hi, lo);
-}
 
 static inline void store_tile(__m512 acc[4][4], float *out, size_t os)
 {
@@ -158,20 +136,6 @@ void ggml_gemm4_q8_0_q8_0_vnni(size_t n, const void *vx, size_t xs, const void *
                                float *out, size_t os)
 {
         q8_tile(n, vx, xs, vy, ys, out, os, false);
-}
-
-/* The 6-bit scales and minimums of a K-quant block as 8 + 8 bytes. */
-static inline void scales_mins_k4(const uint8_t *q, uint64_t *ret_sc, uint64_t *ret_m)
-{
-        uint32_t u0, u1, u2;
-        memcpy(&u0, q, 4);
-        memcpy(&u1, q + 4, 4);
-        memcpy(&u2, q + 8, 4);
-        uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
-        uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
-        uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
-        *ret_sc = sc_lo | (uint64_t)sc_hi << 32;
-        *ret_m = m_lo | (uint64_t)m_hi << 32;
 }
 
 /* Q4_K against Q8_K. Per 64 values: the 32 bytes of nibbles give sub-blocks 2j (low) and
