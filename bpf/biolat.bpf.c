@@ -62,19 +62,6 @@ static __always_inline int issued(struct request *rq)
         return 0;
 }
 
-static __always_inline void account(__u64 start_ns)
-{
-        struct probe_hist *h;
-        __u64 delta = bpf_ktime_get_ns() - start_ns;
-        __u32 zero = 0;
-
-        if ((__s64)delta < 0)
-                return;
-        h = bpf_map_lookup_elem(&hist, &zero);
-        if (h)
-                h->slots[probe_hist_slot(delta / 1000)]++;
-}
-
 static __always_inline int completed(struct request *rq)
 {
         __u64 *tsp;
@@ -82,7 +69,7 @@ static __always_inline int completed(struct request *rq)
         tsp = bpf_map_lookup_elem(&start, &rq);
         if (!tsp)
                 return 0;
-        account(*tsp);
+        probe_hist_record(&hist, *tsp);
         bpf_map_delete_elem(&start, &rq);
         return 0;
 }
@@ -134,7 +121,7 @@ int block_rq_complete_tp(struct trace_event_raw_block_rq_completion *ctx)
         tsp = bpf_map_lookup_elem(&start_tp, &key);
         if (!tsp)
                 return 0;
-        account(*tsp);
+        probe_hist_record(&hist, *tsp);
         bpf_map_delete_elem(&start_tp, &key);
         return 0;
 }

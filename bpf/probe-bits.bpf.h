@@ -38,6 +38,21 @@ static __always_inline __u32 probe_hist_slot(__u64 v)
         return slot < PROBE_HIST_SLOTS ? slot : PROBE_HIST_SLOTS - 1;
 }
 
+/* The time since start_ns, in microseconds, into slot log2 of the one-entry per-CPU
+ * histogram map (a struct probe_hist value); a start in the future is dropped. */
+static __always_inline void probe_hist_record(void *hist_map, __u64 start_ns)
+{
+        struct probe_hist *h;
+        __u64 delta = bpf_ktime_get_ns() - start_ns;
+        __u32 zero = 0;
+
+        if ((__s64)delta < 0)
+                return;
+        h = bpf_map_lookup_elem(hist_map, &zero);
+        if (h)
+                h->slots[probe_hist_slot(delta / 1000)]++;
+}
+
 /* Before 5.14 the field was `long state`; it became `unsigned int __state`. */
 struct task_struct___pre514 {
         long state;

@@ -47,19 +47,6 @@ static __always_inline bool wanted(struct task_struct *p)
         return !targ_tgid || BPF_CORE_READ(p, tgid) == targ_tgid;
 }
 
-static __always_inline void account(__u64 start_ns)
-{
-        struct probe_hist *h;
-        __u64 delta = bpf_ktime_get_ns() - start_ns;
-        __u32 zero = 0;
-
-        if ((__s64)delta < 0)
-                return;
-        h = bpf_map_lookup_elem(&hist, &zero);
-        if (h)
-                h->slots[probe_hist_slot(delta / 1000)]++;
-}
-
 static __always_inline int enqueued_btf(struct task_struct *p)
 {
         __u64 *ts;
@@ -83,7 +70,7 @@ static __always_inline int switched_btf(struct task_struct *prev, struct task_st
         ts = bpf_task_storage_get(&start_btf, next, 0, 0);
         if (!ts || !*ts)
                 return 0;
-        account(*ts);
+        probe_hist_record(&hist, *ts);
         *ts = 0;
         return 0;
 }
@@ -112,7 +99,7 @@ static __always_inline int switched_raw(struct task_struct *prev, struct task_st
         tsp = bpf_map_lookup_elem(&start_raw, &pid);
         if (!tsp)
                 return 0;
-        account(*tsp);
+        probe_hist_record(&hist, *tsp);
         bpf_map_delete_elem(&start_raw, &pid);
         return 0;
 }
